@@ -1,0 +1,3 @@
+from esrepro.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""Loading and validating the experiment config with Snakemake's own schema validation
+(config/schema.yaml, config/es_params.schema.yaml), shared by the Snakefile and the CLI so both
+reject the same bad input with the same one-line message before any work starts."""
+
+import copy
+import logging
+from pathlib import Path
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from esrepro.envs import check_env_id
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+SCHEMA = CONFIG_DIR / "schema.yaml"
+PARAMS_SCHEMA = CONFIG_DIR / "es_params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names the key and the value."""
+
+
+def _validate(data: dict, schema: Path, where=lambda key: "") -> dict:
+    """Snakemake's ``validate`` (defaults filled in), its error turned into one line.
+    ``where(top_level_key)`` gives the prefix that locates a key in the user's input."""
+    logging.getLogger("snakemake").setLevel(logging.WARNING)
+    try:
+        validate(data, str(schema))
+    except WorkflowError as e:
+        err = next(a for a in e.args if isinstance(a, jsonschema.ValidationError))
+        path = list(map(str, err.absolute_path))
+        key = ".".join([where(path[0] if path else ""), *path]).strip(".")
+        value = err.instance if err.validator != "additionalProperties" else ""
+        raise ConfigError(f"config key '{key}'" + (f" = {value!r}" if value != "" else "")
+                          + f": {err.message}") from None
+    return data
+
+
+def apply_schema(config: dict) -> dict:
+    """Validate a workflow config against config/schema.yaml alone, filling in its defaults."""
+    return _validate(config, SCHEMA)
+
+
+def validate_config(config: dict) -> dict:
+    """Validate a workflow config in place (schema defaults filled in), every env id and the
+    run parameters of every env of the grid.
+
+    Raises
+    ------
+    ConfigError
+        With the offending key and value.
+    """
+    apply_schema(config)
+    for env_id in config["es"]["envs"]:
+        try:
+            check_env_id(env_id)
+        except ValueError as e:
+            raise ConfigError(f"config key 'es.envs': {e}") from None
+        run_params(config, env_id)
+    return config
+
+
+def load_config(path) -> dict:
+    """Read and validate a workflow config YAML file.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, not a YAML mapping, or invalid.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a YAML mapping, got {type(data).__name__}")
+    return validate_config(data)
+
+
+def run_params(config: dict, env_id: str, overrides: dict | None = None) -> dict:
+    """The validated parameters of one run: es.params, then es.envs[env_id], then ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key (as es.envs.<env>.<key> for an env override) and the value.
+    """
+    env_overrides = config["es"]["envs"].get(env_id) or {}
+    overrides = overrides or {}
+    params = copy.deepcopy(config["es"]["params"]) | env_overrides | overrides
+
+    def where(key):
+        if key in overrides:
+            return "command line"
+        return f"es.envs.{env_id}" if key in env_overrides or not key else "es.params"
+
+    _validate(params, PARAMS_SCHEMA, where)
+    if params["iterations"] is None and params["timesteps"] is None:
+        raise ConfigError(f"config keys '{where('iterations')}.iterations' and 'timesteps' are both null: "
+                          "give at least one budget")
+    return params

@@ -1,0 +1,1 @@
+"""Spreading ES rollouts over a Dask cluster (DESIGN.md, Distribution)."""

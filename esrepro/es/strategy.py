@@ -1,0 +1,136 @@
+"""OpenAI-ES with antithetic pairs on a shared noise table (paper Algorithms 1 and 2; reference
+code es_distributed/es.py, run_master and run_worker). In the style of evosax's ``open_es.py``:
+``ask`` says what a pair evaluates, ``tell`` turns the pairs' returns into new parameters.
+
+Determinism: a pair's noise index, environment seed, observation-recording draws and action-noise
+streams are a function of (run seed, iteration, pair index) alone, so any worker can evaluate any
+pair and the result does not depend on the number of workers or the chunking.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from esrepro.es.adam import Adam
+from esrepro.es.noise import NoiseTable
+from esrepro.es.ranks import centered_ranks
+
+#: Stream tags that keep training pairs and evaluation episodes on separate seeds.
+TRAIN, EVAL = 0, 1
+
+
+@dataclass
+class Pair:
+    """What one antithetic pair evaluates: ``theta + sigma * eps`` and ``theta - sigma * eps``.
+
+    Attributes
+    ----------
+    noise_index : int
+        Start of ``eps`` in the noise table.
+    env_seed : int
+        Seed of ``env.reset`` for both members (common random numbers for the pair).
+    record_obs : tuple of bool
+        Whether the positive / negative rollout records observation statistics.
+    action_rngs : tuple of numpy.random.Generator
+        Action-noise streams of the positive / negative rollout.
+    """
+
+    noise_index: int
+    env_seed: int
+    record_obs: tuple[bool, bool]
+    action_rngs: tuple[np.random.Generator, np.random.Generator]
+
+
+def ask(run_seed: int, iteration: int, pair_index: int, noise: NoiseTable, dim: int,
+        obs_norm_prob: float) -> Pair:
+    """The pair ``pair_index`` of ``iteration``, drawn from a generator seeded by
+    (run_seed, iteration, pair_index).
+
+    Parameters
+    ----------
+    obs_norm_prob : float
+        Probability that a rollout records observation statistics (reference: 0.01).
+    """
+    seq = np.random.SeedSequence([run_seed, iteration, pair_index, TRAIN])
+    rng = np.random.default_rng(seq)
+    noise_index = noise.sample_index(rng, dim)
+    env_seed = int(rng.integers(2**31))
+    record = rng.random(2) < obs_norm_prob
+    pos, neg = (np.random.default_rng(s) for s in seq.spawn(2))
+    return Pair(noise_index, env_seed, (bool(record[0]), bool(record[1])), (pos, neg))
+
+
+def eval_env_seed(run_seed: int, iteration: int, episode: int) -> int:
+    """Environment seed of evaluation ``episode`` after ``iteration``."""
+    rng = np.random.default_rng([run_seed, iteration, episode, EVAL])
+    return int(rng.integers(2**31))
+
+
+class OpenES:
+    """Parameter state and update rule of OpenAI-ES.
+
+    Parameters
+    ----------
+    theta : ndarray of float32, shape (dim,)
+        Initial parameters (copied).
+    noise : NoiseTable
+    stepsize : float
+        Adam step size (paper: 0.01).
+    l2coeff : float
+        L2 weight decay added to the descent gradient before Adam (reference: 0.005).
+
+    Attributes
+    ----------
+    theta : ndarray of float32, shape (dim,)
+    optimizer : Adam
+    """
+
+    def __init__(self, theta: np.ndarray, noise: NoiseTable, stepsize: float = 0.01,
+                 l2coeff: float = 0.005):
+        self.theta = np.array(theta, dtype=np.float32)
+        self.noise = noise
+        self.l2coeff = l2coeff
+        self.optimizer = Adam(self.theta.size, stepsize)
+
+    def gradient(self, noise_indices: np.ndarray, returns: np.ndarray) -> np.ndarray:
+        """The reference code's gradient estimate of the expected return.
+
+        ``g = sum_i (R+_i - R-_i) eps_i / (2n)`` with R the centered ranks of all 2n returns
+        jointly. It is not divided by sigma (the reference folds sigma into the step size;
+        Adam is scale invariant). Summed in pair order in batches of 500 pairs, as the reference
+        ``batched_weighted_sum``, so the result is a function of the inputs alone.
+
+        Parameters
+        ----------
+        noise_indices : ndarray of int, shape (n,)
+        returns : ndarray of float, shape (n, 2); column 0 for +eps, column 1 for -eps
+
+        Returns
+        -------
+        ndarray of float32, shape (dim,)
+        """
+        shaped = centered_ranks(returns)
+        weights = shaped[:, 0] - shaped[:, 1]
+        dim = self.theta.size
+        g = np.zeros(dim, dtype=np.float32)
+        for start in range(0, len(weights), 500):
+            idx = noise_indices[start : start + 500]
+            eps = np.stack([self.noise.get(int(i), dim) for i in idx])
+            g += weights[start : start + 500] @ eps
+        return g / returns.size
+
+    def tell(self, noise_indices: np.ndarray, returns: np.ndarray) -> float:
+        """Update ``theta`` from one iteration's pairs.
+
+        Adam steps on ``-g + l2coeff * theta`` (reference run_master).
+
+        Returns
+        -------
+        float
+            The update ratio ``|step| / |theta|`` (a training diagnostic of the reference code).
+        """
+        g = self.gradient(noise_indices, returns)
+        step = self.optimizer.step(-g + self.l2coeff * self.theta)
+        ratio = float(np.linalg.norm(step) / np.linalg.norm(self.theta))
+        self.theta = self.theta + step
+        return ratio
