@@ -77,4 +77,4 @@ class MLPPolicy:
         if self.action_bins:
             idx = x.reshape(self.action_dim, self.action_bins).argmax(axis=1)
             return self.bin_values[np.arange(self.action_dim), idx]
-        return np.clip(x, self.low, self.high)
+        return np.minimum(np.maximum(x, self.low), self.high)

@@ -55,7 +55,7 @@ def rollout(env, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seed: in
         if record_obs:
             obs_sum += obs
             obs_sumsq += np.square(obs, dtype=np.float64)
-        action = policy.act(normalize(obs, obs_mean, obs_std))
+        action = policy.act(normalize(obs.astype(np.float32), obs_mean, obs_std))
         if action_noise_std:
             action = action + action_noise_std * rng.standard_normal(action.shape, dtype=np.float32)
         obs, reward, terminated, truncated, _ = env.step(action)

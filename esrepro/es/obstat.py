@@ -60,5 +60,8 @@ class ObsStats:
 
 
 def normalize(obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``clip((obs - mean) / std, -5, 5)``; float32 array of the shape of ``obs``."""
-    return np.clip((obs - mean) / std, -CLIP, CLIP)
+    """``clip((obs - mean) / std, -5, 5)``; float32 array of the shape of ``obs`` (float32 inputs).
+
+    Written with ``minimum``/``maximum``: ``np.clip`` costs several microseconds more per call,
+    which matters once per env step."""
+    return np.minimum(np.maximum((obs - mean) / std, -CLIP), CLIP)

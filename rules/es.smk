@@ -1,0 +1,22 @@
+# One ES run per (env, seed) of the grid, spread over a local Dask cluster with one
+# single-threaded worker per thread Snakemake gives the job. Set ESREPRO_SCHEDULER to a scheduler
+# address or scheduler file to use an existing Dask cluster instead. A killed run resumes from
+# its checkpoint (results/es/<env>/seed<k>/checkpoint/) when the workflow is started again.
+
+
+rule es_train:
+    output:
+        progress=f"{RESULTS}/es/{{env}}/seed{{seed}}/progress.csv",
+        run=f"{RESULTS}/es/{{env}}/seed{{seed}}/run.json",
+        policy=f"{RESULTS}/es/{{env}}/seed{{seed}}/policy.npz",
+    log:
+        f"{RESULTS}/es/{{env}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/es_train/{{env}}_seed{{seed}}.tsv"
+    params:
+        run=es_params_json,
+        out=lambda wildcards: es_run_dir(wildcards.env, wildcards.seed),
+    threads: 2
+    shell:
+        "{ESREPRO} train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
+        " --workers {threads} --out {params.out} 2>&1 | tee {log}"
