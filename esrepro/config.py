@@ -29,10 +29,12 @@ def _validate(data: dict, schema: Path, where=lambda key: "") -> dict:
     try:
         validate(data, str(schema))
     except WorkflowError as e:
-        err = next(a for a in e.args if isinstance(a, jsonschema.ValidationError))
+        err = e.__context__  # snakemake raises from inside `except ValidationError`
+        if not isinstance(err, jsonschema.ValidationError):
+            raise
         path = list(map(str, err.absolute_path))
         key = ".".join([where(path[0] if path else ""), *path]).strip(".")
-        value = err.instance if err.validator != "additionalProperties" else ""
+        value = "" if err.validator in ("required", "additionalProperties") else err.instance
         raise ConfigError(f"config key '{key}'" + (f" = {value!r}" if value != "" else "")
                           + f": {err.message}") from None
     return data

@@ -18,6 +18,15 @@ from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import OpenES
 
 
+#: Columns of progress.csv, one row per iteration; row 0 is the initial policy (no population).
+#: The first ten are shared by every algorithm of the suite (aggregation reads only those).
+PROGRESS_COLUMNS = [
+    "iteration", "timesteps", "episodes", "wall_time_s", "return_mean", "return_std", "return_max",
+    "eval_return_mean", "eval_return_std", "eval_length_mean",
+    "return_min", "length_mean", "pairs", "update_ratio", "obs_count", "iteration_time_s",
+]
+
+
 def run_spec(env_id: str, seed: int, params: dict) -> RunSpec:
     """The worker-side settings of a run from its validated parameters."""
     return RunSpec(env_id=env_id, run_seed=seed, sigma=params["sigma"],
@@ -161,7 +170,7 @@ class Trainer:
         self.wall_time_s += seconds
         self.rows.append({"iteration": self.iteration, "timesteps": self.timesteps, "episodes": self.episodes,
                           "wall_time_s": self.wall_time_s, "iteration_time_s": seconds, **row})
-        write_text(self.out_dir / "progress.csv", pd.DataFrame(self.rows).to_csv(index=False))
+        write_text(self.out_dir / "progress.csv", pd.DataFrame(self.rows, columns=PROGRESS_COLUMNS).to_csv(index=False))
         r = self.rows[-1]
         self.log(f"{self.env_id} seed {self.seed} | iter {r['iteration']:4d} | timesteps {r['timesteps']:>10,d}"
                  f" | pop return mean {r.get('return_mean', np.nan):9.2f} max {r.get('return_max', np.nan):9.2f}"

@@ -1,0 +1,32 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+#: A run small enough for tests: short episodes, a 1M-value noise table, few pairs.
+TINY = {"pairs_per_iteration": 6, "eval_episodes": 2, "noise_table_size": 1_000_000,
+        "max_episode_steps": 60, "checkpoint_every": 1}
+
+
+def run_cli(*args, cwd=None, timeout=300):
+    """Run ``python -m esrepro ARGS``; returns the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "esrepro", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+
+
+def run_snakemake(*args, cwd, timeout=600):
+    """Run Snakemake on the repository's Snakefile in ``cwd``."""
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+                           *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def clients():
+    """Local Dask clusters with 1 and 2 workers, shared by the tests of a session."""
+    from esrepro.distributed.cluster import connect
+    with connect(1) as one, connect(2) as two:
+        yield {1: one, 2: two}
