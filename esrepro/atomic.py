@@ -1,32 +1,36 @@
 """Atomic file writes: write a temporary file in the target's directory, then ``os.replace``, so a
 reader never sees a half-written result (DESIGN.md, Results)."""
 
+import contextlib
 import json
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 
-def _replace_from_temp(path: Path, write) -> None:
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary path beside ``path``; on success move it onto ``path`` with ``os.replace``.
+
+    The parent directory is created. The temporary name keeps the suffix of ``path`` (writers that
+    pick the format from the suffix work) and is removed if the block raises.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text(path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically, creating parent directories."""
-    _replace_from_temp(path, lambda f: f.write(text.encode()))
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path, obj) -> None:
@@ -37,4 +41,5 @@ def write_json(path, obj) -> None:
 def write_npz(path, **arrays) -> None:
     """Write numpy arrays to an ``.npz`` atomically (no object arrays: loadable with
     ``allow_pickle=False``)."""
-    _replace_from_temp(path, lambda f: np.savez(f, **arrays))
+    with atomic_output(path) as tmp:
+        np.savez(tmp, **arrays)

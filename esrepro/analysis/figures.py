@@ -15,7 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from esrepro.analysis.runs import atomic_output, common_coverage, load_runs, resample_curves
+from esrepro.analysis.runs import common_coverage, load_runs, resample_curves
+from esrepro.atomic import atomic_output
 
 MAX_COLUMNS = 3
 """Panels per figure row."""

@@ -7,10 +7,7 @@ interpolation: the value a run had reached at or before each grid point.
 """
 
 import json
-import os
-import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -201,18 +198,3 @@ def mean_curve(resampled: pd.DataFrame) -> pd.DataFrame:
     return stats
 
 
-@contextmanager
-def atomic_output(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success move it onto `path` with ``os.replace``.
-
-    The parent directory is created. The temporary name keeps the suffix of `path` (so writers that
-    pick the format from the suffix work) and is removed if the block raises.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

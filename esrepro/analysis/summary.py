@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from esrepro.analysis.runs import atomic_output, load_runs
+from esrepro.analysis.runs import load_runs
+from esrepro.atomic import atomic_output
 
 CAPTION = ("Deterministic evaluation of each seed's final ES policy, mean ± sd over seeds "
            "(initial: the same evaluation before the first update). TRPO: the paper's Table 3 "
