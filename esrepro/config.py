@@ -15,7 +15,8 @@ from esrepro.envs import check_env_id
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SCHEMA = CONFIG_DIR / "schema.yaml"
-PARAMS_SCHEMA = CONFIG_DIR / "es_params.schema.yaml"
+#: The run-parameter schema of each algorithm section of the config.
+PARAMS_SCHEMAS = {"es": CONFIG_DIR / "es_params.schema.yaml", "trpo": CONFIG_DIR / "trpo_params.schema.yaml"}
 
 
 class ConfigError(ValueError):
@@ -33,10 +34,14 @@ def _validate(data: dict, schema: Path, where=lambda key: "") -> dict:
         if not isinstance(err, jsonschema.ValidationError):
             raise
         path = list(map(str, err.absolute_path))
+        if err.validator == "additionalProperties":
+            known = err.schema.get("properties", {})
+            unknown = sorted(k for k in err.instance if k not in known)[0]
+            key = ".".join([where(path[0] if path else unknown), *path, unknown]).strip(".")
+            raise ConfigError(f"config key '{key}' is unknown; known keys: {', '.join(known)}") from None
         key = ".".join([where(path[0] if path else ""), *path]).strip(".")
-        value = "" if err.validator in ("required", "additionalProperties") else err.instance
-        raise ConfigError(f"config key '{key}'" + (f" = {value!r}" if value != "" else "")
-                          + f": {err.message}") from None
+        value = "" if err.validator == "required" else f" = {err.instance!r}"
+        raise ConfigError(f"config key '{key}'{value}: {err.message}") from None
     return data
 
 
@@ -47,7 +52,7 @@ def apply_schema(config: dict) -> dict:
 
 def validate_config(config: dict) -> dict:
     """Validate a workflow config in place (schema defaults filled in), every env id and the
-    run parameters of every env of the grid.
+    run parameters of every (algorithm, env) of the grid.
 
     Raises
     ------
@@ -55,12 +60,13 @@ def validate_config(config: dict) -> dict:
         With the offending key and value.
     """
     apply_schema(config)
-    for env_id in config["es"]["envs"]:
-        try:
-            check_env_id(env_id)
-        except ValueError as e:
-            raise ConfigError(f"config key 'es.envs': {e}") from None
-        run_params(config, env_id)
+    for algo in PARAMS_SCHEMAS:
+        for env_id in config.get(algo, {}).get("envs", {}):
+            try:
+                check_env_id(env_id)
+            except ValueError as e:
+                raise ConfigError(f"config key '{algo}.envs': {e}") from None
+            run_params(config, env_id, algo=algo)
     return config
 
 
@@ -81,25 +87,28 @@ def load_config(path) -> dict:
     return validate_config(data)
 
 
-def run_params(config: dict, env_id: str, overrides: dict | None = None) -> dict:
-    """The validated parameters of one run: es.params, then es.envs[env_id], then ``overrides``.
+def run_params(config: dict, env_id: str, overrides: dict | None = None, algo: str = "es") -> dict:
+    """The validated parameters of one run of ``algo``: <algo>.params, then
+    <algo>.envs[env_id], then ``overrides``, checked against the algorithm's parameter schema
+    (defaults filled in).
 
     Raises
     ------
     ConfigError
-        Naming the key (as es.envs.<env>.<key> for an env override) and the value.
+        Naming the key (as <algo>.envs.<env>.<key> for an env override) and the value.
     """
-    env_overrides = config["es"]["envs"].get(env_id) or {}
+    section = config[algo]
+    env_overrides = section["envs"].get(env_id) or {}
     overrides = overrides or {}
-    params = copy.deepcopy(config["es"]["params"]) | env_overrides | overrides
+    params = copy.deepcopy(section["params"]) | env_overrides | overrides
 
     def where(key):
         if key in overrides:
             return "command line"
-        return f"es.envs.{env_id}" if key in env_overrides or not key else "es.params"
+        return f"{algo}.envs.{env_id}" if key in env_overrides else f"{algo}.params"
 
-    _validate(params, PARAMS_SCHEMA, where)
-    if params["iterations"] is None and params["timesteps"] is None:
+    _validate(params, PARAMS_SCHEMAS[algo], where)
+    if algo == "es" and params["iterations"] is None and params["timesteps"] is None:
         raise ConfigError(f"config keys '{where('iterations')}.iterations' and 'timesteps' are both null: "
                           "give at least one budget")
     return params

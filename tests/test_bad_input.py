@@ -31,7 +31,7 @@ CASES = {
     "sigma negative in env override": (_with(("es", "envs"), {"InvertedPendulum-v5": {"sigma": -0.1}}),
                                        ["es.envs.InvertedPendulum-v5.sigma", "-0.1"]),
     "missing required key": (_with(("es", "envs"), _DELETE), ["'envs' is a required property"]),
-    "unknown key": (_with(("es", "params", "sigmaa"), 0.02), ["es.params", "'sigmaa' was unexpected"]),
+    "unknown key": (_with(("es", "params", "sigmaa"), 0.02), ["'es.params.sigmaa' is unknown"]),
     "non-integer seed": (_with(("es", "seeds"), [0, "one"]), ["es.seeds.1", "'one'"]),
     "negative budget": (_with(("es", "params", "timesteps"), -100), ["es.params.timesteps", "-100"]),
 }
