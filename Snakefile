@@ -11,6 +11,7 @@ if not workflow.overwrite_configfiles:
 
 include: "rules/common.smk"
 include: "rules/es.smk"
+include: "rules/baselines.smk"
 include: "rules/aggregate.smk"
 
 

@@ -11,7 +11,7 @@ rule es_mujoco_summary:
         csv=report("paper/tables/es_mujoco_summary.csv", category="ES on MuJoCo", labels={"type": "table", "format": "csv"}),
         md=report("paper/tables/es_mujoco_summary.md", category="ES on MuJoCo", labels={"type": "table", "format": "markdown"}),
     params:
-        runs=lambda wildcards, input: sorted({str(Path(p).parent) for p in input.run}),
+        runs=run_dirs,
     shell:
         "{ESREPRO} summary --runs {params.runs} --reference {input.reference}"
         " --csv {output.csv} --md {output.md}"
@@ -29,6 +29,45 @@ rule es_mujoco_curves:
             labels={"type": "figure"},
         ),
     params:
-        runs=lambda wildcards, input: sorted({str(Path(p).parent) for p in input.run}),
+        runs=run_dirs,
+    shell:
+        "{ESREPRO} curves --runs {params.runs} --out {output}"
+
+
+rule mujoco_tables:
+    input:
+        progress=compared_runs("progress.csv"),
+        run=compared_runs("run.json"),
+        paper_table1=REFERENCE / "table1_mujoco_ratios.csv",
+        paper_table3=REFERENCE / "table3_mujoco_detail.csv",
+    output:
+        [
+            report(f"paper/tables/{table}.{ext}", category="ES vs TRPO", labels={"type": table, "format": ext})
+            for table in ("table1", "table3")
+            for ext in ("csv", "md", "tex")
+        ],
+    params:
+        runs=run_dirs,
+    shell:
+        "{ESREPRO} tables --runs {params.runs} --paper-table1 {input.paper_table1}"
+        " --paper-table3 {input.paper_table3} --table1 paper/tables/table1 --table3 paper/tables/table3"
+
+
+rule es_vs_trpo_curves:
+    input:
+        progress=compared_runs("progress.csv"),
+        run=compared_runs("run.json"),
+    output:
+        [
+            report(
+                f"paper/figures/es_vs_trpo.{ext}",
+                caption="../report/es_vs_trpo.rst",
+                category="ES vs TRPO",
+                labels={"type": "figure", "format": ext},
+            )
+            for ext in ("png", "pdf")
+        ],
+    params:
+        runs=run_dirs,
     shell:
         "{ESREPRO} curves --runs {params.runs} --out {output}"

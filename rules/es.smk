@@ -14,8 +14,8 @@ rule es_train:
     benchmark:
         f"{RESULTS}/benchmarks/es_train/{{env}}_seed{{seed}}.tsv"
     params:
-        run=es_params_json,
-        out=lambda wildcards: es_run_dir(wildcards.env, wildcards.seed),
+        run=params_json("es"),
+        out=lambda wildcards: run_dir("es", wildcards.env, wildcards.seed),
     threads: 2
     shell:
         "{ESREPRO} train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"

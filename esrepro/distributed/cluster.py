@@ -24,7 +24,7 @@ def connect(workers: int, scheduler: str | None = None):
     scheduler : str, optional
         An existing Dask scheduler: an address (``tcp://host:8786``) or the path of a scheduler
         file (``dask scheduler --scheduler-file``). None starts a ``LocalCluster`` listening on
-        127.0.0.1 only, with its dashboard on 127.0.0.1 (port 8787, or a free one).
+        127.0.0.1 only, with its dashboard on 127.0.0.1 (a free port; the link is printed).
 
     Raises
     ------
@@ -40,6 +40,6 @@ def connect(workers: int, scheduler: str | None = None):
         raise ValueError(f"workers must be >= 1, got {workers}")
     os.environ.update(SINGLE_THREAD_ENV)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:8787", env=SINGLE_THREAD_ENV) as cluster, \
+                      dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as cluster, \
             Client(cluster) as client:
         yield client

@@ -1,0 +1,20 @@
+# Baselines: TRPO (sb3-contrib, the same 64-64 tanh MLP as ES) on the envs and seeds of the
+# config's `trpo` section. torch uses the threads Snakemake gives the job.
+
+
+rule trpo_train:
+    output:
+        progress=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/progress.csv",
+        run=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/run.json",
+        policy=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/policy.zip",
+    log:
+        f"{RESULTS}/trpo/{{env}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/trpo_train/{{env}}_seed{{seed}}.tsv"
+    params:
+        run=params_json("trpo"),
+        out=lambda wildcards: run_dir("trpo", wildcards.env, wildcards.seed),
+    threads: 1
+    shell:
+        "{ESREPRO} trpo --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
+        " --threads {threads} --out {params.out} 2>&1 | tee {log}"
