@@ -45,6 +45,17 @@ def _validate(data: dict, schema: Path, where=lambda key: "") -> dict:
     return data
 
 
+def validate_params(params: dict, algo: str) -> dict:
+    """A copy of one run's ``params`` checked against ``algo``'s parameter schema, defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the value.
+    """
+    return _validate(copy.deepcopy(dict(params)), PARAMS_SCHEMAS[algo])
+
+
 def apply_schema(config: dict) -> dict:
     """Validate a workflow config against config/schema.yaml alone, filling in its defaults."""
     return _validate(config, SCHEMA)
