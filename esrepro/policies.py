@@ -48,6 +48,7 @@ class MLPPolicy:
             b = self.flat[offset + i * o : offset + i * o + o]
             self.layers.append((w, b))
             offset += i * o + o
+        self.hidden_buffers = [np.empty(o, dtype=np.float32) for _, o in self.shapes[:-1]]
         if self.action_bins:
             self.bin_values = np.linspace(self.low, self.high, self.action_bins, axis=1, dtype=np.float32)
 
@@ -68,10 +69,14 @@ class MLPPolicy:
         self.flat[:] = theta
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Action for one normalized observation of shape (obs_dim,); float32, shape (action_dim,)."""
+        """Action for one normalized observation of shape (obs_dim,); float32, shape (action_dim,).
+
+        Hidden activations live in preallocated buffers (called once per env step)."""
         x = obs
-        for w, b in self.layers[:-1]:
-            x = np.tanh(x @ w + b)
+        for (w, b), h in zip(self.layers[:-1], self.hidden_buffers):
+            np.matmul(x, w, out=h)
+            np.add(h, b, out=h)
+            x = np.tanh(h, out=h)
         w, b = self.layers[-1]
         x = x @ w + b
         if self.action_bins:

@@ -7,6 +7,9 @@ import numpy as np
 
 from esrepro.es.obstat import normalize
 
+#: Action noise is drawn for this many steps at a time (one generator call instead of one per step).
+NOISE_BLOCK = 1000
+
 
 @dataclass
 class Episode:
@@ -57,7 +60,9 @@ def rollout(env, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seed: in
             obs_sumsq += np.square(obs, dtype=np.float64)
         action = policy.act(normalize(obs.astype(np.float32), obs_mean, obs_std))
         if action_noise_std:
-            action = action + action_noise_std * rng.standard_normal(action.shape, dtype=np.float32)
+            if steps % NOISE_BLOCK == 0:  # one generator call per block of steps, not one per step
+                noise = action_noise_std * rng.standard_normal((NOISE_BLOCK, *action.shape), dtype=np.float32)
+            action = action + noise[steps % NOISE_BLOCK]
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         steps += 1
