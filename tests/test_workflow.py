@@ -1,6 +1,7 @@
 """A smoke run of the whole workflow (config/smoke.yaml) in a temporary directory."""
 
 import json
+import re
 
 import pandas as pd
 
@@ -12,6 +13,7 @@ def test_smoke_workflow_builds_table_and_figure(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted((tmp_path / "results" / "es").glob("*/seed*/run.json"))
     assert len(runs) == 4  # 2 envs x 2 seeds
+    assert len(list((tmp_path / "results" / "trpo").glob("*/seed*/run.json"))) == 4
     table = pd.read_csv(tmp_path / "paper" / "tables" / "es_mujoco_summary.csv").set_index("env")
     markdown = (tmp_path / "paper" / "tables" / "es_mujoco_summary.md").read_text()
     for env in ("InvertedPendulum-v5", "Swimmer-v5"):
@@ -20,8 +22,26 @@ def test_smoke_workflow_builds_table_and_figure(tmp_path):
         assert table.loc[env, "seeds"] == 2
         assert f"{pd.Series(finals).mean():.1f}" in markdown
     assert table.loc["InvertedPendulum-v5", "trpo_final_score_paper"] == 1000.0
-    png = (tmp_path / "paper" / "figures" / "es_mujoco_curves.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    for figure in ("es_mujoco_curves.png", "es_vs_trpo.png"):
+        png = (tmp_path / "paper" / "figures" / figure).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert (tmp_path / "paper" / "figures" / "es_vs_trpo.pdf").read_bytes()[:4] == b"%PDF"
+    table3 = pd.read_csv(tmp_path / "paper" / "tables" / "table3.csv")
+    assert sorted(set(table3["env"])) == ["InvertedPendulum-v5", "Swimmer-v5"]
+    assert sorted(set(table3["progress_pct"])) == [25, 50, 75, 100]
+    for name in ("table1", "table3"):
+        assert "InvertedPendulum-v5" in (tmp_path / "paper" / "tables" / f"{name}.md").read_text()
+        assert "\\toprule" in (tmp_path / "paper" / "tables" / f"{name}.tex").read_text()
     # Nothing left to do: a second invocation plans no job.
     again = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", "-n", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_paper_grid_plans_six_envs_six_seeds_two_algorithms(tmp_path):
+    res = run_snakemake("-n", "--configfile", REPO / "config" / "paper.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = (res.stdout + res.stderr).split("Job stats:")[1].split("\n\n")[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
+    assert counts["es_train"] == counts["trpo_train"] == "36"
+    assert {k for k in counts if k not in ("es_train", "trpo_train", "total")} == {
+        "es_mujoco_summary", "es_mujoco_curves", "mujoco_tables", "es_vs_trpo_curves", "all"}
