@@ -8,7 +8,8 @@ import subprocess
 import time
 from importlib import metadata
 
-PACKAGES = ("esrepro", "numpy", "gymnasium", "mujoco", "dask", "distributed", "pandas", "snakemake")
+PACKAGES = ("esrepro", "numpy", "gymnasium", "mujoco", "dask", "distributed", "pandas", "snakemake",
+            "torch", "stable-baselines3", "sb3-contrib")
 
 
 def _version(name):

@@ -27,7 +27,6 @@ model), ``vecnormalize.pkl`` (when ``normalize``), ``run.json``. Every file is w
 
 import math
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -70,16 +69,6 @@ def final_timesteps(params: dict) -> int:
 def eval_seed(seed: int, eval_index: int, episode: int) -> int:
     """Reset seed of evaluation episode ``episode`` at evaluation point ``eval_index`` of run ``seed``."""
     return int(np.random.SeedSequence([seed, eval_index, episode]).generate_state(1)[0])
-
-
-def _versions() -> dict:
-    out = {}
-    for name in ("torch", "stable-baselines3", "sb3-contrib"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _stats(values) -> dict:
@@ -262,7 +251,6 @@ def _train(env_id, seed, params, out_dir, threads, log, started, t_setup) -> dic
         eval_env.close()
 
     info = collect(started)
-    info["versions"] |= _versions()
     result = {"algo": "trpo", "env": env_id, "seed": seed, "config": params,
               "timesteps": int(model.num_timesteps), "episodes": progress.episodes,
               "wall_time_s": rows[-1]["wall_time_s"], "setup_time_s": setup_time,
