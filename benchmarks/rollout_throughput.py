@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from esrepro.envs import make_env  # noqa: E402
 from esrepro.es.obstat import normalize  # noqa: E402
 from esrepro.policies import MLPPolicy  # noqa: E402
-from esrepro.rollout import rollout  # noqa: E402
+from esrepro.rollout import rollout, rollouts  # noqa: E402
 
 TARGET = 0.9
 
@@ -113,7 +113,8 @@ def main():
     max_steps = env_roll.spec.max_episode_steps or 1000
     policy = MLPPolicy(obs_dim, space.low, space.high, (64, 64))
     rng = np.random.default_rng(args.seed)
-    policy.set_params(policy.init_params(rng))
+    theta = policy.init_params(rng)
+    policy.set_params(theta)
     mean = rng.standard_normal(obs_dim).astype(np.float32)
     std = rng.uniform(0.5, 2.0, obs_dim).astype(np.float32)
 
@@ -127,6 +128,15 @@ def main():
         run_rollout(rec, policy, mean, std, s, args.action_noise_std)
         replay_actions[s] = np.stack(rec.actions)
     run_rollout(env_roll, policy, mean, std, 0, args.action_noise_std)  # warm-up
+    # What a Dask worker runs: the episodes of a chunk of pairs side by side (one env each).
+    chunk_envs = [make_env(args.env) for _ in range(n_eps)]
+    chunk_policy = MLPPolicy(obs_dim, space.low, space.high, (64, 64))
+    chunk_policy.set_params(np.tile(theta, (n_eps, 1)))
+
+    def run_chunk(seeds):
+        episodes = rollouts(chunk_envs, chunk_policy, mean, std, seeds, args.action_noise_std,
+                            [np.random.default_rng(s) for s in seeds])
+        return sum(ep.length for ep in episodes)
 
     variants = {
         "rollout": lambda s: run_rollout(env_roll, policy, mean, std, s, args.action_noise_std),
@@ -135,24 +145,35 @@ def main():
         "raw (sample)": lambda s: run_sample(env_raw, s),
     }
     names = list(variants)
-    rates = {k: [] for k in names}
-    ratio_random, ratio_replay = [], []
+    rates = {k: [] for k in ["rollouts (chunk)", *names]}
+    ratio_random, ratio_replay, single_random = [], [], []
     print(f"{args.env}: {args.repeats} repetitions of {n_eps} episodes (<= {max_steps} steps) per variant, "
           "variants interleaved episode by episode")
     for r, seeds in enumerate(seed_sets):
-        steps, secs = dict.fromkeys(names, 0), dict.fromkeys(names, 0.0)
+        steps, secs = dict.fromkeys(rates, 0), dict.fromkeys(rates, 0.0)
+
+        def chunk():
+            t = time.perf_counter()
+            steps["rollouts (chunk)"] += run_chunk(seeds)
+            secs["rollouts (chunk)"] += time.perf_counter() - t
+
+        if r % 2 == 0:
+            chunk()
         for e, s in enumerate(seeds):
             for k in names[e % len(names):] + names[: e % len(names)]:
                 t = time.perf_counter()
                 steps[k] += variants[k](s)
                 secs[k] += time.perf_counter() - t
-        this = {k: steps[k] / secs[k] for k in names}
-        for k in names:
+        if r % 2 == 1:
+            chunk()
+        this = {k: steps[k] / secs[k] for k in rates}
+        for k in rates:
             rates[k].append(this[k])
-        ratio_random.append(this["rollout"] / this["raw (random)"])
-        ratio_replay.append(this["rollout"] / this["raw (replay)"])
-        print(f"  rep {r}: " + ", ".join(f"{k} {this[k]:6.0f}" for k in names) + " steps/s"
-              f" | ratio vs random {ratio_random[-1]:.3f}, vs replay {ratio_replay[-1]:.3f}", flush=True)
+        ratio_random.append(this["rollouts (chunk)"] / this["raw (random)"])
+        ratio_replay.append(this["rollouts (chunk)"] / this["raw (replay)"])
+        single_random.append(this["rollout"] / this["raw (random)"])
+        print(f"  rep {r}: " + ", ".join(f"{k} {this[k]:6.0f}" for k in rates) + " steps/s"
+              f" | chunk ratio vs random {ratio_random[-1]:.3f}, vs replay {ratio_replay[-1]:.3f}", flush=True)
 
     # Component costs, each timed in isolation (interleaved over 3 rounds, medians).
     obs = env_raw.reset(seed=1)[0]
@@ -198,12 +219,14 @@ def main():
     print("medians, steps/s per worker: " + ", ".join(f"{k} {v:.0f}" for k, v in med.items()))
     print("medians, us per step:        " + ", ".join(f"{k} {1e6 / v:.1f}" for k, v in med.items()))
     m_rand, m_rep = statistics.median(ratio_random), statistics.median(ratio_replay)
-    print(f"  ratio rollout / raw(sample) (information): {med['rollout'] / med['raw (sample)']:.3f}")
+    print(f"  single-episode rollout / raw(random) (information): {statistics.median(single_random):.3f}")
+    print(f"  rollouts (chunk) / raw(sample) (information): {med['rollouts (chunk)'] / med['raw (sample)']:.3f}")
 
     def verdict(x):
         return "met" if x >= TARGET else "MISSED"
 
-    print(f"SUMMARY rollout_throughput {args.env}: rollout / raw env.step steps/s = {m_rand:.3f} vs random "
+    print(f"SUMMARY rollout_throughput {args.env}: worker rollouts ({n_eps} episodes side by side) / raw env.step"
+          f" steps/s = {m_rand:.3f} vs random "
           f"actions ({verdict(m_rand)}), {m_rep:.3f} vs the policy's own actions replayed ({verdict(m_rep)}); "
           f"target >= {TARGET}")
 

@@ -40,15 +40,7 @@ class MLPPolicy:
         sizes = [obs_dim, *hidden, out]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
         self.num_params = sum(i * o + o for i, o in self.shapes)
-        self.flat = np.zeros(self.num_params, dtype=np.float32)
-        self.layers = []
-        offset = 0
-        for i, o in self.shapes:
-            w = self.flat[offset : offset + i * o].reshape(i, o)
-            b = self.flat[offset + i * o : offset + i * o + o]
-            self.layers.append((w, b))
-            offset += i * o + o
-        self.hidden_buffers = [np.empty(o, dtype=np.float32) for _, o in self.shapes[:-1]]
+        self.set_params(np.zeros(self.num_params, dtype=np.float32))
         if self.action_bins:
             self.bin_values = np.linspace(self.low, self.high, self.action_bins, axis=1, dtype=np.float32)
 
@@ -65,21 +57,44 @@ class MLPPolicy:
         return np.concatenate(parts)
 
     def set_params(self, theta: np.ndarray) -> None:
-        """Load a flat float32 parameter vector of shape (num_params,)."""
-        self.flat[:] = theta
+        """Load (a copy of) parameters: shape (num_params,), or (k, num_params) for k policies
+        evaluated side by side by ``act`` (one batched matrix product per layer for all k)."""
+        self.flat = np.array(theta, dtype=np.float32, ndmin=2)
+        k = self.flat.shape[0]
+        self.layers, offset = [], 0
+        for i, o in self.shapes:
+            w = self.flat[:, offset : offset + i * o].reshape(k, i, o)
+            b = self.flat[:, offset + i * o : offset + i * o + o].reshape(k, 1, o)
+            self.layers.append((w, b))
+            offset += i * o + o
+        self.hidden_buffers = [np.empty((k, 1, o), dtype=np.float32) for _, o in self.shapes[:-1]]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Action for one normalized observation of shape (obs_dim,); float32, shape (action_dim,).
+        """Actions of the loaded policies for normalized observations.
 
-        Hidden activations live in preallocated buffers (called once per env step)."""
-        x = obs
+        Parameters
+        ----------
+        obs : ndarray of float32, shape (obs_dim,) for one policy or (k, obs_dim) for k
+
+        Returns
+        -------
+        ndarray of float32, shape (action_dim,) or (k, action_dim)
+
+        Notes
+        -----
+        Each policy's action is computed by its own matrix products (``matmul`` over a stack), so
+        it is bit-identical whatever k is; hidden activations live in preallocated buffers (this
+        runs once per env step)."""
+        x = obs.reshape(self.flat.shape[0], 1, -1)
         for (w, b), h in zip(self.layers[:-1], self.hidden_buffers):
             np.matmul(x, w, out=h)
             np.add(h, b, out=h)
             x = np.tanh(h, out=h)
         w, b = self.layers[-1]
-        x = x @ w + b
+        x = (x @ w + b)[:, 0]
         if self.action_bins:
-            idx = x.reshape(self.action_dim, self.action_bins).argmax(axis=1)
-            return self.bin_values[np.arange(self.action_dim), idx]
-        return np.minimum(np.maximum(x, self.low), self.high)
+            idx = x.reshape(-1, self.action_dim, self.action_bins).argmax(axis=2)
+            x = self.bin_values[np.arange(self.action_dim), idx]
+        else:
+            x = np.minimum(np.maximum(x, self.low), self.high)
+        return x if obs.ndim == 2 else x[0]

@@ -31,43 +31,65 @@ class Episode:
     obs_sumsq: np.ndarray | None = None
 
 
-def rollout(env, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seed: int,
-            action_noise_std: float = 0.0, rng: np.random.Generator | None = None,
-            record_obs: bool = False) -> Episode:
-    """Run one episode from ``env.reset(seed=env_seed)`` until termination or truncation.
+def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds, action_noise_std: float = 0.0,
+             rngs=None, record_obs=None) -> list[Episode]:
+    """Run ``len(envs)`` episodes side by side: episode i on ``envs[i]`` from
+    ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation.
+
+    Stepping the episodes together lets one batched policy call per step serve all of them (numpy's
+    per-call cost would otherwise be a large part of a MuJoCo step). Each episode's result is
+    bit-identical whatever the other episodes are (``MLPPolicy.act`` is row-independent).
 
     Parameters
     ----------
-    env : gymnasium.Env
-    policy : object with ``act(normalized_obs) -> action``, parameters already set
+    envs : list of gymnasium.Env, k distinct instances
+    policy : object with ``act(normalized_obs (k, obs_dim)) -> actions (k, action_dim)``, k
+        parameter vectors loaded
     obs_mean, obs_std : ndarray of float32, shape (obs_dim,)
-        Observation statistics, fixed for the episode; the policy sees
+        Observation statistics, fixed for the episodes; the policy sees
         ``clip((obs - mean) / std, -5, 5)``.
+    env_seeds : sequence of k int
     action_noise_std : float
         Std of Gaussian noise added to each action (reference code: 0.01 in training; 0 in
-        evaluation and in the paper). Needs ``rng`` when positive.
-    record_obs : bool
-        Whether to return the sums of the observations (observation normalization).
+        evaluation and in the paper). Needs ``rngs`` (k generators) when positive.
+    record_obs : sequence of k bool, optional
+        Which episodes return the sums of their observations (observation normalization).
+
+    Returns
+    -------
+    list of k Episode
     """
-    obs, _ = env.reset(seed=env_seed)
-    total, steps = 0.0, 0
-    if record_obs:
-        obs_sum = np.zeros(obs.shape, dtype=np.float64)
-        obs_sumsq = np.zeros(obs.shape, dtype=np.float64)
-    while True:
-        if record_obs:
-            obs_sum += obs
-            obs_sumsq += np.square(obs, dtype=np.float64)
-        action = policy.act(normalize(obs.astype(np.float32), obs_mean, obs_std))
-        if action_noise_std:
-            if steps % NOISE_BLOCK == 0:  # one generator call per block of steps, not one per step
-                noise = action_noise_std * rng.standard_normal((NOISE_BLOCK, *action.shape), dtype=np.float32)
-            action = action + noise[steps % NOISE_BLOCK]
-        obs, reward, terminated, truncated, _ = env.step(action)
-        total += float(reward)
-        steps += 1
-        if terminated or truncated:
-            break
-    if record_obs:
-        return Episode(total, steps, obs_sum, obs_sumsq)
-    return Episode(total, steps)
+    k = len(envs)
+    record_obs = record_obs if record_obs is not None else [False] * k
+    obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(envs, env_seeds)])
+    totals, steps, noise = [0.0] * k, [0] * k, [None] * k
+    sums = {i: (np.zeros(obs.shape[1]), np.zeros(obs.shape[1])) for i in range(k) if record_obs[i]}
+    active = list(range(k))
+    while active:
+        actions = policy.act(normalize(obs.astype(np.float32), obs_mean, obs_std))
+        still = []
+        for i in active:
+            if i in sums:
+                sums[i][0].__iadd__(obs[i])
+                sums[i][1].__iadd__(np.square(obs[i]))
+            action = actions[i]
+            if action_noise_std:
+                t = steps[i] % NOISE_BLOCK
+                if t == 0:  # one generator call per block of steps, not one per step
+                    noise[i] = action_noise_std * rngs[i].standard_normal((NOISE_BLOCK, *action.shape),
+                                                                          dtype=np.float32)
+                action = action + noise[i][t]
+            obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+            totals[i] += float(reward)
+            steps[i] += 1
+            if not (terminated or truncated):
+                still.append(i)
+        active = still
+    return [Episode(totals[i], steps[i], *sums.get(i, (None, None))) for i in range(k)]
+
+
+def rollout(env, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seed: int,
+            action_noise_std: float = 0.0, rng: np.random.Generator | None = None,
+            record_obs: bool = False) -> Episode:
+    """One episode of ``rollouts``: ``env``, one parameter vector loaded in ``policy``."""
+    return rollouts([env], policy, obs_mean, obs_std, [env_seed], action_noise_std, [rng], [record_obs])[0]

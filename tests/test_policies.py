@@ -229,8 +229,8 @@ class ObsRecorder:
         self.policy = policy
         self.seen = []
 
-    def act(self, obs):
-        self.seen.append(np.array(obs, copy=True))
+    def act(self, obs):  # one env: obs has shape (1, obs_dim) (rollouts batches episodes)
+        self.seen.append(np.array(obs, copy=True).reshape(-1))
         return self.policy.act(obs)
 
 

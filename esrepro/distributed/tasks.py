@@ -14,7 +14,7 @@ from esrepro.envs import make_env
 from esrepro.es.noise import NoiseTable
 from esrepro.es.strategy import ask, eval_env_seed
 from esrepro.policies import MLPPolicy
-from esrepro.rollout import rollout
+from esrepro.rollout import rollouts
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,22 @@ def build_policy(spec: RunSpec, env) -> MLPPolicy:
 _RUNTIME: dict = {}
 
 
-def _runtime(spec: RunSpec):
-    """This worker's (noise table, env, policy) for ``spec``, built on first use."""
+def _runtime(spec: RunSpec, n_envs: int):
+    """This worker's (noise table, ``n_envs`` envs, policy) for ``spec``; envs are built on first
+    use and kept (an episode runs on its own env instance, so k episodes step side by side)."""
     key = (spec.env_id, spec.max_episode_steps, spec.hidden, spec.action_bins)
     if key not in _RUNTIME:
         env = make_env(spec.env_id, spec.max_episode_steps)
-        _RUNTIME[key] = (env, build_policy(spec, env))
+        _RUNTIME[key] = ([env], build_policy(spec, env))
+    envs, policy = _RUNTIME[key]
+    envs += [make_env(spec.env_id, spec.max_episode_steps) for _ in range(n_envs - len(envs))]
     noise = get_worker().plugins[spec.noise_plugin_name].table
-    return (noise, *_RUNTIME[key])
+    return noise, envs[:n_envs], policy
 
 
 def evaluate_pairs(spec: RunSpec, payload, iteration: int, start: int, stop: int) -> dict:
-    """Evaluate antithetic pairs ``start <= j < stop`` of ``iteration``.
+    """Evaluate antithetic pairs ``start <= j < stop`` of ``iteration``, all 2(stop - start)
+    episodes side by side (``rollouts``).
 
     Parameters
     ----------
@@ -81,24 +85,19 @@ def evaluate_pairs(spec: RunSpec, payload, iteration: int, start: int, stop: int
     (column 0: theta + sigma eps, column 1: theta - sigma eps), and ``obs``: a list of
     (pair index, obs_sum, obs_sumsq, count) for the recorded rollouts, in pair order.
     """
-    noise, env, policy = _runtime(spec)
     theta, obs_mean, obs_std = payload
-    k = stop - start
-    out = {"noise_indices": np.empty(k, dtype=np.int64), "returns": np.empty((k, 2)),
-           "lengths": np.empty((k, 2), dtype=np.int64), "obs": []}
-    for row, j in enumerate(range(start, stop)):
-        pair = ask(spec.run_seed, iteration, j, noise, theta.size, spec.obs_norm_prob)
-        eps = spec.sigma * noise.get(pair.noise_index, theta.size)
-        out["noise_indices"][row] = pair.noise_index
-        for col, sign in enumerate((1.0, -1.0)):
-            policy.set_params(theta + sign * eps)
-            ep = rollout(env, policy, obs_mean, obs_std, pair.env_seed, spec.action_noise_std,
-                         pair.action_rngs[col], pair.record_obs[col])
-            out["returns"][row, col] = ep.ret
-            out["lengths"][row, col] = ep.length
-            if ep.obs_sum is not None:
-                out["obs"].append((j, ep.obs_sum, ep.obs_sumsq, ep.length))
-    return out
+    noise, envs, policy = _runtime(spec, 2 * (stop - start))
+    pairs = [ask(spec.run_seed, iteration, j, noise, theta.size, spec.obs_norm_prob) for j in range(start, stop)]
+    eps = np.stack([spec.sigma * noise.get(p.noise_index, theta.size) for p in pairs])
+    policy.set_params(np.stack([theta + eps, theta - eps], axis=1).reshape(-1, theta.size))
+    episodes = rollouts(envs, policy, obs_mean, obs_std, [p.env_seed for p in pairs for _ in range(2)],
+                        spec.action_noise_std, [r for p in pairs for r in p.action_rngs],
+                        [rec for p in pairs for rec in p.record_obs])
+    recorded = [(j, ep) for j, ep in zip(np.repeat(np.arange(start, stop), 2), episodes) if ep.obs_sum is not None]
+    return {"noise_indices": np.array([p.noise_index for p in pairs], dtype=np.int64),
+            "returns": np.array([ep.ret for ep in episodes]).reshape(-1, 2),
+            "lengths": np.array([ep.length for ep in episodes], dtype=np.int64).reshape(-1, 2),
+            "obs": [(int(j), ep.obs_sum, ep.obs_sumsq, ep.length) for j, ep in recorded]}
 
 
 def evaluate_policy(spec: RunSpec, payload, iteration: int, episodes: list[int]) -> np.ndarray:
@@ -108,11 +107,8 @@ def evaluate_policy(spec: RunSpec, payload, iteration: int, episodes: list[int])
     -------
     ndarray of float64, shape (len(episodes), 2): return and length of each episode.
     """
-    _, env, policy = _runtime(spec)
     theta, obs_mean, obs_std = payload
-    policy.set_params(theta)
-    out = np.empty((len(episodes), 2))
-    for row, e in enumerate(episodes):
-        ep = rollout(env, policy, obs_mean, obs_std, eval_env_seed(spec.run_seed, iteration, e))
-        out[row] = ep.ret, ep.length
-    return out
+    _, envs, policy = _runtime(spec, len(episodes))
+    policy.set_params(np.tile(theta, (len(episodes), 1)))
+    results = rollouts(envs, policy, obs_mean, obs_std, [eval_env_seed(spec.run_seed, iteration, e) for e in episodes])
+    return np.array([(ep.ret, ep.length) for ep in results], dtype=np.float64)
