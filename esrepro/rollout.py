@@ -70,8 +70,9 @@ def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds,
         still = []
         for i in active:
             if i in sums:
-                sums[i][0].__iadd__(obs[i])
-                sums[i][1].__iadd__(np.square(obs[i]))
+                obs_sum, obs_sumsq = sums[i]
+                obs_sum += obs[i]
+                obs_sumsq += np.square(obs[i])
             action = actions[i]
             if action_noise_std:
                 t = steps[i] % NOISE_BLOCK
