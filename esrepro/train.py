@@ -6,25 +6,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from esrepro import checkpoint, provenance
-from esrepro.atomic import write_json, write_npz, write_text
+from esrepro.atomic import write_json, write_npz
 from esrepro.distributed.cluster import connect
 from esrepro.distributed.tasks import NoiseTablePlugin, RunSpec, build_policy, evaluate_pairs, evaluate_policy
 from esrepro.envs import make_env
 from esrepro.es.noise import NoiseTable
 from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import OpenES
+from esrepro.progress import write_progress
 
 
-#: Columns of progress.csv, one row per iteration; row 0 is the initial policy (no population).
-#: The first ten are shared by every algorithm of the suite (aggregation reads only those).
-PROGRESS_COLUMNS = [
-    "iteration", "timesteps", "episodes", "wall_time_s", "return_mean", "return_std", "return_max",
-    "eval_return_mean", "eval_return_std", "eval_length_mean",
-    "return_min", "length_mean", "pairs", "update_ratio", "obs_count", "iteration_time_s",
-]
+#: ES's columns of progress.csv after the shared ones (one row per iteration; row 0 is the
+#: initial policy, without population statistics).
+ES_COLUMNS = ("return_min", "length_mean", "pairs", "update_ratio", "obs_count", "iteration_time_s")
 
 
 def run_spec(env_id: str, seed: int, params: dict) -> RunSpec:
@@ -170,7 +166,7 @@ class Trainer:
         self.wall_time_s += seconds
         self.rows.append({"iteration": self.iteration, "timesteps": self.timesteps, "episodes": self.episodes,
                           "wall_time_s": self.wall_time_s, "iteration_time_s": seconds, **row})
-        write_text(self.out_dir / "progress.csv", pd.DataFrame(self.rows, columns=PROGRESS_COLUMNS).to_csv(index=False))
+        write_progress(self.out_dir / "progress.csv", self.rows, ES_COLUMNS)
         r = self.rows[-1]
         self.log(f"{self.env_id} seed {self.seed} | iter {r['iteration']:4d} | timesteps {r['timesteps']:>10,d}"
                  f" | pop return mean {r.get('return_mean', np.nan):9.2f} max {r.get('return_max', np.nan):9.2f}"

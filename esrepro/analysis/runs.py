@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from esrepro.progress import SHARED_COLUMNS
+
 ID_COLUMNS = ("algo", "env", "seed")
 """Columns identifying a run; taken from ``run.json``, never from the directory path."""
 
-PROGRESS_COLUMNS = (
-    "iteration", "timesteps", "episodes", "wall_time_s",
-    "return_mean", "return_std", "return_max",
-    "eval_return_mean", "eval_return_std", "eval_length_mean",
-)
-"""Columns every ``progress.csv`` must have; others are kept as they are."""
+#: Columns every progress.csv must have; others are kept as they are.
+PROGRESS_COLUMNS = SHARED_COLUMNS
 
 RUN_KEYS = ("algo", "env", "seed", "wall_time_s", "config")
 """Keys every ``run.json`` must have."""

@@ -30,22 +30,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from esrepro import config
-from esrepro.atomic import atomic_output, write_json, write_text
+from esrepro.atomic import atomic_output, write_json
 from esrepro.config import PARAMS_SCHEMAS
+from esrepro.progress import write_progress
 from esrepro.provenance import collect
 
 PARAMS_SCHEMA = PARAMS_SCHEMAS["trpo"]
 
-#: Columns of progress.csv: the suite's shared columns (esrepro.analysis reads only these) in this
-#: order, then TRPO's own. Row 0 is the initial policy; one row per evaluation point after it.
-PROGRESS_COLUMNS = (
-    "iteration", "timesteps", "episodes", "wall_time_s", "return_mean", "return_std", "return_max",
-    "eval_return_mean", "eval_return_std", "eval_length_mean",
-    "return_min", "length_mean", "updates", "eval_time_s",
-)
+#: TRPO's columns of progress.csv after the shared ones (one row per evaluation point).
+TRPO_COLUMNS = ("return_min", "length_mean", "updates", "eval_time_s")
 
 
 def validate_params(params: dict) -> dict:
@@ -230,7 +225,7 @@ def _train(env_id, seed, params, out_dir, threads, log, started, t_setup) -> dic
             rows.append(row)
             self.returns, self.lengths = [], []
             self.next_eval = (steps // params["eval_every_timesteps"] + 1) * params["eval_every_timesteps"]
-            write_text(progress_path, pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS)).to_csv(index=False))
+            write_progress(progress_path, rows, TRPO_COLUMNS)
             log(f"{env_id} seed {seed} | timesteps {steps:>10,d} | train return mean {tr['mean']:9.2f}"
                 f" | eval {ev['eval_return_mean']:9.2f} | {row['wall_time_s']:8.1f} s")
 
