@@ -44,10 +44,6 @@ ES_ALGO, TRPO_ALGO = "es", "trpo"
 DEFAULT_LEVELS = (25, 50, 75, 100)
 """Percentages of TRPO's learning progress in the paper's Tables 1 and 3."""
 
-DEFAULT_PAPER_TABLE1_CSV = (Path(__file__).resolve().parents[2] / "paper" / "reference"
-                            / "table1_mujoco_ratios.csv")
-"""The paper's Table 1 in this repository (columns env, progress_25, ..., progress_100)."""
-
 TABLE3_COLUMNS = ("env", "progress_pct", "trpo_score", "trpo_timesteps", "es_timesteps", "ratio",
                   "ratio_text", "es_seeds", "trpo_seeds")
 """Columns of the Table 3 frame, in order."""
@@ -134,8 +130,8 @@ def _trpo_progress(env: str, x: np.ndarray, mean: np.ndarray,
 
 
 def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
-                  levels: Iterable[float] = DEFAULT_LEVELS,
-                  paper_table1_csv: Path | str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  levels: Iterable[float] = DEFAULT_LEVELS, *,
+                  paper_table1_csv: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paper Tables 1 and 3: ES and TRPO timesteps to reach fractions of TRPO's learning progress.
 
     For each environment with both ES and TRPO runs, each algorithm's runs are averaged into a mean
@@ -158,9 +154,9 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
         TRPO's mean curve ends before it (its last point is used).
     levels : iterable of float
         Percentages of learning progress, each in (0, 100].
-    paper_table1_csv : Path or str, optional
-        The paper's Table 1 (columns env, progress_<p>, ...); default
-        :data:`DEFAULT_PAPER_TABLE1_CSV`.
+    paper_table1_csv : Path or str
+        The paper's Table 1 (columns env, progress_<p>, ...), e.g.
+        ``paper/reference/table1_mujoco_ratios.csv``.
 
     Returns
     -------
@@ -230,7 +226,7 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
                             "ratio": float, "ratio_text": object, "es_seeds": int,
                             "trpo_seeds": int})
 
-    paper = pd.read_csv(DEFAULT_PAPER_TABLE1_CSV if paper_table1_csv is None else paper_table1_csv)
+    paper = pd.read_csv(paper_table1_csv)
     paper = paper.set_index("env")
     envs = sorted(table3["env"].unique())
     table1 = pd.DataFrame({"env": pd.Series(envs, dtype=object)})
