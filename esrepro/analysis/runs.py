@@ -7,7 +7,7 @@ interpolation: the value a run had reached at or before each grid point.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +25,23 @@ RUN_KEYS = ("algo", "env", "seed", "wall_time_s", "config")
 """Keys every ``run.json`` must have."""
 
 
-def load_run(run_dir: Path | str) -> pd.DataFrame:
+def load_run(run_dir: Path | str, meta_columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read one run directory into a table with ``algo``, ``env``, ``seed`` first.
 
     Parameters
     ----------
     run_dir : Path or str
         Directory holding ``progress.csv`` and ``run.json``.
+    meta_columns : mapping of str to str, optional
+        Extra scalar ``run.json`` values to add as constant columns after ``seed``: column name ->
+        dotted key path, e.g. ``{"frame_skip": "config.frame_skip", "workers": "workers"}``.
+        A run whose ``run.json`` lacks the path gets NaN there (callers that need it check).
 
     Returns
     -------
-    DataFrame, shape (n_iterations, 3 + n_progress_columns)
+    DataFrame, shape (n_iterations, 3 + n_meta_columns + n_progress_columns)
         One row per iteration, sorted by ``iteration``. Columns of ``progress.csv`` named like the
-        id columns are replaced by the values of ``run.json``.
+        id or meta columns are replaced by the values of ``run.json``.
 
     Raises
     ------
@@ -64,42 +68,60 @@ def load_run(run_dir: Path | str) -> pd.DataFrame:
         raise ValueError(f"{progress_path} lacks column(s) {', '.join(missing_columns)}")
     if progress.empty:
         raise ValueError(f"{progress_path} has no rows")
-    progress = progress.drop(columns=[c for c in ID_COLUMNS if c in progress.columns])
+    meta_columns = dict(meta_columns or {})
+    progress = progress.drop(columns=[c for c in (*ID_COLUMNS, *meta_columns) if c in progress.columns])
     ids = pd.DataFrame({"algo": str(meta["algo"]), "env": str(meta["env"]),
                         "seed": int(meta["seed"])}, index=progress.index)
+    for column, key_path in meta_columns.items():
+        ids[column] = _lookup(meta, key_path)
     return pd.concat([ids, progress], axis=1).sort_values("iteration", ignore_index=True)
 
 
-def load_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
+def _lookup(meta: dict, key_path: str) -> object:
+    """``meta["a"]["b"]`` for ``key_path`` ``"a.b"``; NaN if a key on the way is missing."""
+    value = meta
+    for key in key_path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return np.nan
+        value = value[key]
+    return value
+
+
+def load_runs(run_dirs: Iterable[Path | str],
+              meta_columns: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Read many run directories into one long table, one row per (run, iteration).
 
     Parameters
     ----------
     run_dirs : iterable of Path or str
         Run directories, each as accepted by :func:`load_run`.
+    meta_columns : mapping of str to str, optional
+        As in :func:`load_run`. These columns also identify a run, so runs that differ only in
+        them (e.g. frame-skip variants, or scaling runs on different worker counts with the same
+        seed) are allowed side by side.
 
     Returns
     -------
-    DataFrame, shape (total_iterations, 3 + n_progress_columns)
-        Columns ``algo``, ``env``, ``seed`` then the ``progress.csv`` columns; sorted by
-        (algo, env, seed, iteration).
+    DataFrame, shape (total_iterations, 3 + n_meta_columns + n_progress_columns)
+        Columns ``algo``, ``env``, ``seed``, the meta columns, then the ``progress.csv`` columns;
+        sorted by (algo, env, seed, meta columns..., iteration).
 
     Raises
     ------
     ValueError
-        If no directory is given or two directories are the same (algo, env, seed).
+        If no directory is given or two directories are the same (algo, env, seed, meta columns).
     """
-    frames = [load_run(d) for d in run_dirs]
+    frames = [load_run(d, meta_columns) for d in run_dirs]
     if not frames:
         raise ValueError("no run directories given")
     runs = pd.concat(frames, ignore_index=True)
-    per_run = runs.groupby(list(ID_COLUMNS))["iteration"].agg(["size", "nunique"])
+    keys = [*ID_COLUMNS, *(meta_columns or {})]
+    per_run = runs.groupby(keys, dropna=False)["iteration"].agg(["size", "nunique"])
     duplicated = per_run[per_run["size"] > per_run["nunique"]]
     if not duplicated.empty:
-        algo, env, seed = duplicated.index[0]
-        raise ValueError(f"more than one run directory (or repeated iterations) for algo={algo}, "
-                         f"env={env}, seed={seed}")
-    return runs.sort_values([*ID_COLUMNS, "iteration"], ignore_index=True)
+        which = ", ".join(f"{k}={v}" for k, v in zip(keys, duplicated.index[0]))
+        raise ValueError(f"more than one run directory (or repeated iterations) for {which}")
+    return runs.sort_values([*keys, "iteration"], ignore_index=True)
 
 
 def resample_curves(df: pd.DataFrame, x: str = "timesteps", y: str = "eval_return_mean",

@@ -1,0 +1,169 @@
+"""Tests of esrepro.analysis.scaling (paper Figure 1) on synthetic run directories written with the
+package's own writers, with hand-computed medians, speedups and efficiencies."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from esrepro.analysis.runs import load_runs
+from esrepro.analysis.scaling import (META_COLUMNS, SCALING_COLUMNS, plot_scaling, repeat_times,
+                                      scaling_table, time_to_target, write_scaling)
+from esrepro.atomic import write_json
+from esrepro.progress import write_progress
+
+REFERENCE_CSV = Path(__file__).resolve().parents[1] / "paper" / "reference" / "scaling_humanoid.csv"
+TARGET = 3000.0
+
+
+def write_run(root, workers, seed, minutes, target=TARGET, env="Humanoid-v5"):
+    """A scaling run, one iteration per minute: the evaluation stays at 100 and jumps to
+    target + 1 at minute `minutes` (or never, for None: the run stops after 10 minutes)."""
+    run_dir = Path(root) / f"w{workers}" / f"seed{seed}"
+    n = 11 if minutes is None else minutes + 1
+    evals = [100.0] * n if minutes is None else [100.0] * minutes + [target + 1]
+    rows = [{"iteration": i, "timesteps": 1000 * i, "episodes": 10 * i, "wall_time_s": 60.0 * i,
+             "eval_return_mean": e} for i, e in enumerate(evals)]
+    write_progress(run_dir / "progress.csv", rows)
+    write_json(run_dir / "run.json", {"algo": "es", "env": env, "seed": seed, "workers": workers,
+                                      "config": {"target_return": target}, "wall_time_s": 60.0 * n})
+    return run_dir
+
+
+# minutes to target per repeat; None: never reached
+GRID = {1: (10, 30, 20), 2: (6, None, 12), 4: (5, None, None)}
+
+
+@pytest.fixture
+def run_dirs(tmp_path):
+    return [write_run(tmp_path, w, seed, m) for w, repeats in GRID.items()
+            for seed, m in enumerate(repeats)]
+
+
+# ---------------------------------------------------------------- time_to_target
+
+def progress(evals, wall=None):
+    wall = [10.0 * i + 5 for i in range(len(evals))] if wall is None else wall
+    return pd.DataFrame({"iteration": range(len(evals)), "wall_time_s": wall,
+                         "eval_return_mean": evals})
+
+
+def test_time_to_target_first_crossing_counts():
+    run = progress([0.0, 50.0, 99.0, 100.0, 80.0, 120.0])
+    assert time_to_target(run, 100.0) == 35.0  # equality reaches; the later dip does not matter
+    assert time_to_target(run.iloc[::-1], 100.0) == 35.0  # row order does not matter
+    assert time_to_target(progress([0.0, np.nan, 200.0]), 100.0) == 25.0
+
+
+def test_time_to_target_never_reached_is_nan():
+    assert math.isnan(time_to_target(progress([0.0, 50.0, 99.9]), 100.0))
+    assert math.isnan(time_to_target(progress([0.0, 50.0]), math.nan))
+
+
+def test_time_to_target_reached_at_row_0():
+    assert time_to_target(progress([150.0, 0.0], wall=[2.5, 60.0]), 100.0) == 2.5
+
+
+def test_time_to_target_rejects_clock_running_backwards():
+    with pytest.raises(ValueError, match="non-decreasing"):
+        time_to_target(progress([0.0, 1.0, 2.0], wall=[0.0, 20.0, 10.0]), 2.0)
+
+
+# ---------------------------------------------------------------- table
+
+def test_repeat_times(run_dirs):
+    times = repeat_times(load_runs(run_dirs, META_COLUMNS))
+    assert times["cpu_cores"].tolist() == [1, 1, 1, 2, 2, 2, 4, 4, 4]
+    assert times["minutes"].fillna(-1).tolist() == [10, 30, 20, 6, -1, 12, 5, -1, -1]
+
+
+def test_scaling_table_median_speedup_efficiency(run_dirs):
+    table = scaling_table(load_runs(run_dirs, META_COLUMNS), pd.read_csv(REFERENCE_CSV))
+    assert list(table.columns) == list(SCALING_COLUMNS)
+    assert table["source"].tolist() == ["ours"] * 3 + ["paper"] * 2
+    ours = table[table["source"] == "ours"].set_index("cpu_cores")
+    assert ours["repeats"].tolist() == [3, 3, 3] and ours["reached"].tolist() == [3, 2, 1]
+    assert set(ours["target_return"]) == {TARGET} and set(ours["env"]) == {"Humanoid-v5"}
+    # medians: of 10, 30, 20; of 6, 12 and a never-reached (slowest); 2 of 3 never reached: n/a
+    assert ours.loc[1, "median_minutes"] == 20 and ours.loc[2, "median_minutes"] == 12
+    assert math.isnan(ours.loc[4, "median_minutes"])
+    assert ours.loc[2, "speedup"] == pytest.approx(20 / 12)
+    assert ours.loc[2, "efficiency"] == pytest.approx(20 / 12 / 2)
+    assert ours.loc[1, "speedup"] == ours.loc[1, "efficiency"] == 1.0
+    assert math.isnan(ours.loc[4, "speedup"])
+
+
+def test_scaling_table_paper_rows():
+    table = scaling_table(
+        pd.DataFrame({"algo": "es", "env": "Humanoid-v5", "seed": 0, "workers": 8,
+                      "target_return": 6000.0, "iteration": [0, 1], "wall_time_s": [0.0, 90.0],
+                      "eval_return_mean": [0.0, 6000.0]}),
+        pd.read_csv(REFERENCE_CSV))
+    paper = table[table["source"] == "paper"].set_index("cpu_cores")
+    assert paper["median_minutes"].tolist() == [657.0, 10.0]
+    assert paper["repeats"].tolist() == [7, 7] and paper["reached"].isna().all()
+    assert paper.loc[1440, "speedup"] == pytest.approx(65.7)
+    assert paper.loc[1440, "efficiency"] == pytest.approx(65.7 / 80)
+    assert set(paper["target_return"]) == {6000.0}
+
+
+def test_scaling_runs_must_share_one_target(tmp_path):
+    dirs = [write_run(tmp_path, 1, 0, 3), write_run(tmp_path, 2, 0, 2, target=6000.0)]
+    with pytest.raises(ValueError, match="target_return"):
+        scaling_table(load_runs(dirs, META_COLUMNS), pd.read_csv(REFERENCE_CSV))
+
+
+def test_scaling_run_without_target_names_it(tmp_path):
+    run_dir = write_run(tmp_path, 1, 0, 3)
+    write_json(run_dir / "run.json", {"algo": "es", "env": "Humanoid-v5", "seed": 0, "workers": 1,
+                                      "config": {"target_return": None}, "wall_time_s": 1.0})
+    with pytest.raises(ValueError, match="seed=0 workers=1.*config.target_return"):
+        repeat_times(load_runs([run_dir], META_COLUMNS))
+
+
+# ---------------------------------------------------------------- outputs
+
+def test_write_scaling_files_caption_and_figure(run_dirs, tmp_path):
+    prefix = tmp_path / "tables" / "scaling"
+    png, pdf = tmp_path / "figures" / "fig1_scaling.png", tmp_path / "figures" / "fig1_scaling.pdf"
+    written = write_scaling(run_dirs, REFERENCE_CSV, prefix, [png, pdf])
+    pd.testing.assert_frame_equal(pd.read_csv(prefix.with_suffix(".csv")), written,
+                                  check_dtype=False)
+    md = prefix.with_suffix(".md").read_text()
+    assert "evaluation return of 3000 on Humanoid-v5" in md
+    assert "differs from the paper's 6000" in md and "Humanoid-v1" in md
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
+
+
+def test_plot_scaling_medians_repeats_and_linear_speedup_lines(run_dirs, tmp_path):
+    runs = load_runs(run_dirs, META_COLUMNS)
+    fig = plot_scaling(scaling_table(runs, pd.read_csv(REFERENCE_CSV)), repeat_times(runs),
+                       [tmp_path / "f.png"])
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    median = lines["ours, median (Humanoid-v5, target 3000)"]
+    assert list(median.get_xdata()) == [1, 2, 4]
+    assert np.array_equal(median.get_ydata(), [20, 12, np.nan], equal_nan=True)
+    ideal = lines["ours, linear speedup"]  # through (1 core, 20 min)
+    assert list(ideal.get_xdata()) == [1, 4] and list(ideal.get_ydata()) == [20, 5]
+    paper_ideal = lines["paper, linear speedup"]  # through (18 cores, 657 min)
+    assert list(paper_ideal.get_xdata()) == [18, 1440]
+    assert list(paper_ideal.get_ydata()) == pytest.approx([657, 657 * 18 / 1440])
+    repeats = ax.collections[0].get_offsets()  # the 6 repeats that reached the target
+    assert sorted(map(tuple, np.asarray(repeats))) == [(1, 10), (1, 20), (1, 30), (2, 6), (2, 12),
+                                                       (4, 5)]
+
+
+def test_cli_scaling(run_dirs, tmp_path):
+    figures = [tmp_path / "paper" / "figures" / f"fig1_scaling.{s}" for s in ("png", "pdf")]
+    table = tmp_path / "paper" / "tables" / "scaling"
+    done = run_cli("scaling", "--runs", *run_dirs, "--reference", REFERENCE_CSV,
+                   "--table", table, "--figure", *figures)
+    assert done.returncode == 0, done.stderr
+    assert pd.read_csv(table.with_suffix(".csv"))["source"].tolist() == ["ours"] * 3 + ["paper"] * 2
+    assert all(f.stat().st_size > 1_000 for f in figures)
