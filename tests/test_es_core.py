@@ -448,8 +448,8 @@ def test_gradient_matches_explicit_loop(n_pairs):
                                rtol=1e-4, atol=1e-7)
 
 
-def test_gradient_batched_path_with_permutation_returns():
-    # 1100 pairs (> 2 batches of 500); returns are a permutation so the ranks are known exactly.
+def test_gradient_of_many_pairs_with_permutation_returns():
+    # 1100 pairs; returns are a permutation so the ranks are known exactly.
     dim = 6
     n = 1_100
     rng = np.random.default_rng(11)

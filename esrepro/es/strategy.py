@@ -97,8 +97,11 @@ class OpenES:
 
         ``g = sum_i (R+_i - R-_i) eps_i / (2n)`` with R the centered ranks of all 2n returns
         jointly. It is not divided by sigma (the reference folds sigma into the step size;
-        Adam is scale invariant). Summed in pair order in batches of 500 pairs, as the reference
-        ``batched_weighted_sum``, so the result is a function of the inputs alone.
+        Adam is scale invariant). The reference ``batched_weighted_sum`` computes it as BLAS
+        products; here it is summed pair by pair in pair order with elementwise float32 operations,
+        whose rounding does not depend on the BLAS build, its thread count or the CPU. So the
+        result is bit-identical on every machine, which the scalar communication mode relies on
+        (each worker replica repeats this update).
 
         Parameters
         ----------
@@ -112,11 +115,10 @@ class OpenES:
         shaped = centered_ranks(returns)
         weights = shaped[:, 0] - shaped[:, 1]
         dim = self.theta.size
-        g = np.zeros(dim, dtype=np.float32)
-        for start in range(0, len(weights), 500):
-            idx = noise_indices[start : start + 500]
-            eps = np.stack([self.noise.get(int(i), dim) for i in idx])
-            g += weights[start : start + 500] @ eps
+        g, term = np.zeros(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
+        for index, weight in zip(noise_indices, weights.astype(np.float32)):
+            np.multiply(self.noise.get(int(index), dim), weight, out=term)
+            g += term
         return g / returns.size
 
     def tell(self, noise_indices: np.ndarray, returns: np.ndarray) -> float:
