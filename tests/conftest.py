@@ -24,6 +24,13 @@ def run_snakemake(*args, cwd, timeout=600):
                            *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def noise_dir(tmp_path_factory):
+    """The tests' shared noise tables live in a temporary directory, not the host's /dev/shm cache;
+    set before any worker process starts, so workers and CLI subprocesses inherit it."""
+    os.environ["ESREPRO_NOISE_DIR"] = str(tmp_path_factory.mktemp("noise"))
+
+
 @pytest.fixture(scope="session")
 def clients():
     """Local Dask clusters with 1 and 2 workers, shared by the tests of a session."""
