@@ -1,0 +1,234 @@
+"""Cluster modes of an ES run (esrepro/distributed/cluster.py), with real processes on 127.0.0.1:
+an external scheduler (plain and TLS), dask-jobqueue Slurm batch jobs (a stand-in sbatch that
+runs the job script here), SLURMRunner ranks (the srun task environment set by hand), the job
+scripts of SLURMCluster and PBSCluster, and bad cluster files. Every ES run must reproduce a
+local run bit for bit."""
+
+import contextlib
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from distributed import Client, Security
+
+from esrepro.config import ConfigError
+from esrepro.distributed.cluster import SINGLE_THREAD_ENV, connect, jobqueue_cluster, load_cluster, security
+from conftest import REPO, TINY, run_cli
+
+DASK = Path(sys.executable).parent / "dask"
+RUN = ("train", "--env", "InvertedPendulum-v5", "--seed", 0, "--params", json.dumps(TINY), "--iterations", 2)
+
+
+def progress(out: Path) -> list[dict]:
+    """progress.csv without its timing columns."""
+    with open(out / "progress.csv") as f:
+        return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in csv.DictReader(f)]
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def local_progress(tmp_path_factory):
+    """The reference: the same run on a local cluster."""
+    out = tmp_path_factory.mktemp("local")
+    done = run_cli(*RUN, "--workers", 1, "--out", out, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return progress(out)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A self-signed certificate that is its own CA (dask's ``Security.temporary``, made with
+    ``cryptography``), as PEM files: {"ca_file", "cert", "key"} -> path."""
+    d = tmp_path_factory.mktemp("tls")
+    sec = Security.temporary()
+    pems = {"ca_file": sec.tls_ca_file, "cert": sec.tls_scheduler_cert, "key": sec.tls_scheduler_key}
+    for name, pem in pems.items():
+        (d / f"{name}.pem").write_text(pem)
+    return {name: str(d / f"{name}.pem") for name in pems}
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start processes (output to tmp_path/<name>.log); all are terminated at the end."""
+    procs = []
+
+    def start(name, *args, env=None):
+        log = open(tmp_path / f"{name}.log", "w")
+        procs.append(subprocess.Popen(list(map(str, args)), stdout=log, stderr=subprocess.STDOUT,
+                                      env=os.environ | SINGLE_THREAD_ENV | (env or {}), start_new_session=True))
+        log.close()
+        return procs[-1]
+
+    yield start
+    for p in procs:  # each leads its own process group (a dask worker's nanny has a child)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def start_dask(spawn, scheduler_file: Path, workers: int, certs=None) -> None:
+    """A `dask scheduler` and `workers` single-threaded `dask worker` processes on 127.0.0.1 (with
+    TLS from the `certs` files), returning once all workers have joined."""
+    tls = () if certs is None else ("--protocol", "tls", "--tls-ca-file", certs["ca_file"],
+                                    "--tls-cert", certs["cert"], "--tls-key", certs["key"])
+    spawn("scheduler", DASK, "scheduler", "--host", "127.0.0.1", "--port", 0, "--no-dashboard",
+          "--scheduler-file", scheduler_file, *tls)
+    for i in range(workers):
+        spawn(f"worker{i}", DASK, "worker", "--nthreads", 1, "--host", "127.0.0.1", "--no-dashboard",
+              "--scheduler-file", scheduler_file, *tls)
+    with Client(scheduler_file=str(scheduler_file), timeout=30, security=security(certs)) as client:
+        client.wait_for_workers(workers, timeout=60)
+
+
+def test_external_scheduler(spawn, tmp_path, local_progress):
+    start_dask(spawn, tmp_path / "scheduler.json", workers=2)
+    done = run_cli(*RUN, "--scheduler", tmp_path / "scheduler.json", "--out", tmp_path / "out", timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = progress(tmp_path / "out")
+    assert [r["iteration"] for r in rows] == ["0", "1", "2"]
+    assert rows == local_progress
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
+
+
+def test_tls_scheduler(spawn, tmp_path, certs, local_progress):
+    scheduler_file = tmp_path / "scheduler.json"
+    start_dask(spawn, scheduler_file, workers=1, certs=certs)
+    cluster = write_yaml(tmp_path / "cluster.yaml", {"kind": "scheduler", "scheduler": str(scheduler_file),
+                                                     "tls": certs})
+    done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert progress(tmp_path / "out") == local_progress
+
+    address = json.loads(scheduler_file.read_text())["address"]
+    assert address.startswith("tls://127.0.0.1:")
+    # Dask's own TLS settings, from the environment, are the other documented way in.
+    env = {f"DASK_DISTRIBUTED__COMM__TLS__{key}": certs[part] for key, part in
+           (("CA_FILE", "ca_file"), ("CLIENT__CERT", "cert"), ("CLIENT__KEY", "key"))}
+    probe = "from distributed import Client; c = Client(%r, timeout=20); print(len(c.scheduler_info()['workers']))"
+    by_env = subprocess.run([sys.executable, "-c", probe % address], capture_output=True, text=True,
+                            env=os.environ | env, timeout=60)
+    assert by_env.stdout.strip() == "1", by_env.stderr
+    # Without the certificates: other certificates, or no TLS at all, are refused.
+    for intruder in ({"security": Security.temporary()}, {}):
+        target = address if intruder else address.replace("tls://", "tcp://")
+        with pytest.raises((OSError, TimeoutError)):
+            Client(target, timeout=2, **intruder)
+    log = (tmp_path / "scheduler.log").read_text()
+    assert "[SSL: TLSV1_ALERT_UNKNOWN_CA]" in log and "[SSL: WRONG_VERSION_NUMBER]" in log, log
+
+
+def fake_batch_system(bin_dir: Path, monkeypatch) -> None:
+    """Put first on PATH an `sbatch` that runs the job script here in its own session (printing
+    sbatch's reply) and an `scancel` that ends that session."""
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(
+        '#!/bin/sh\nscript=$(mktemp "${0%/*}/job.XXXXXX")\ncp "$1" "$script"\n'
+        'setsid sh "$script" > "$script.log" 2>&1 < /dev/null &\necho "Submitted batch job $!"\n')
+    (bin_dir / "scancel").write_text('#!/bin/sh\nkill -TERM -- "-$1"\n')
+    for script in ("sbatch", "scancel"):
+        (bin_dir / script).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+
+def test_slurm_batch_jobs(tmp_path, local_progress, monkeypatch):
+    fake_batch_system(tmp_path / "bin", monkeypatch)
+    cluster = write_yaml(tmp_path / "slurm.yaml", {"kind": "slurm", "cores": 2, "memory": "2GB", "interface": "lo",
+                                                   "shared_temp_directory": str(tmp_path)})
+    done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert progress(tmp_path / "out") == local_progress
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
+    [script] = [p for p in (tmp_path / "bin").glob("job.*") if p.suffix != ".log"]
+    assert " tls://127.0.0.1:" in script.read_text()  # temporary self-signed certificates
+    assert not list(tmp_path.glob(".dask-jobqueue.worker.*")), "temporary TLS files left behind"
+
+
+def test_slurm_runner_ranks(spawn, tmp_path, certs, local_progress):
+    cluster = write_yaml(tmp_path / "runner.yaml", {"kind": "slurm-runner", "interface": "lo", "tls": certs,
+                                                    "scheduler_file": str(tmp_path / "scheduler-{job_id}.json")})
+    ranks = [spawn(f"rank{rank}", sys.executable, "-m", "esrepro", *RUN, "--cluster", cluster,
+                   "--out", tmp_path / "out", env={"SLURM_PROCID": str(rank), "SLURM_NTASKS": "4", "SLURM_JOB_ID": "7"})
+             for rank in range(4)]
+    codes = [rank.wait(timeout=120) for rank in ranks]
+    client_log = (tmp_path / "rank1.log").read_text()
+    assert codes == [0, 0, 0, 0], client_log
+    assert "done: 2 iterations" in client_log
+    assert "Scheduler at:     tls://127.0.0.1:" in (tmp_path / "rank0.log").read_text()
+    assert progress(tmp_path / "out") == local_progress
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
+
+
+def test_slurm_runner_needs_single_thread_env(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    spec = load_cluster(REPO / "config" / "cluster" / "slurm-runner.yaml")
+    with pytest.raises(ConfigError, match="export OMP_NUM_THREADS=1"), connect(1, cluster=spec):
+        pass
+
+
+@pytest.mark.parametrize("kind, header", [
+    ("slurm", ["#SBATCH -A my_account", "#SBATCH -p compute", "#SBATCH -t 04:00:00", "#SBATCH --cpus-per-task=36",
+               "#SBATCH --mem=68G"]),
+    ("pbs", ["#PBS -A my_account", "#PBS -q workq", "#PBS -l walltime=04:00:00",
+             "#PBS -l select=1:ncpus=24:mem=45GB"]),
+])
+def test_job_script(kind, header, tmp_path):
+    spec = load_cluster(REPO / "config" / "cluster" / f"{kind}.yaml") | {"interface": "lo",
+                                                                         "shared_temp_directory": str(tmp_path)}
+    with jobqueue_cluster(spec) as cluster:
+        script = cluster.job_script()
+    lines = script.splitlines()
+    assert set(header) <= set(lines), script
+    assert {f"export {k}=1" for k in SINGLE_THREAD_ENV} <= set(lines)
+    worker = lines[-1].split()
+    assert worker[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
+    assert worker[3].startswith("tls://127.0.0.1:")
+    flag = {name: worker[worker.index(name) + 1] for name in ("--nthreads", "--nworkers", "--tls-ca-file")}
+    assert flag["--nthreads"] == "1" and flag["--nworkers"] == str(spec["cores"])
+    assert Path(flag["--tls-ca-file"]).parent == tmp_path  # the workers' copy of the temporary CA
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"kind": "lsf"}, "config key 'kind' = 'lsf'"),
+    ({"cores": 2}, "config key 'kind' is required"),
+    ({"kind": "slurm", "cores": 2, "memory": "1GB", "cpus": 4}, "config key 'cpus' is unknown"),
+    ({"kind": "slurm", "cores": 0, "memory": "1GB"}, "config key 'cores' = 0"),
+    ({"kind": "slurm", "cores": 2}, "config key 'memory' is required for kind 'slurm'"),
+    ({"kind": "pbs", "cores": 2, "memory": "lots"}, "config key 'memory' = 'lots'"),
+    ({"kind": "slurm", "cores": 2, "memory": "1GB", "walltime": "4 hours"}, "config key 'walltime' = '4 hours'"),
+    ({"kind": "scheduler", "scheduler": "tcp://127.0.0.1:8786", "cores": 2},
+     "config key 'cores' = 2 does not apply to kind 'scheduler'"),
+    ({"kind": "scheduler", "scheduler": "x.json", "tls": {"ca_file": "/no/ca.pem", "cert": "c", "key": "k"}},
+     "config key 'tls.ca_file' = '/no/ca.pem': no such file"),
+    ({"kind": "slurm-runner", "tls": {"ca_file": "ca.pem"}}, "config key 'tls': 'cert' is a required property"),
+])
+def test_bad_cluster_file(tmp_path, data, message):
+    path = write_yaml(tmp_path / "cluster.yaml", data)
+    with pytest.raises(ConfigError) as err:
+        load_cluster(path)
+    assert str(err.value).startswith(f"cluster file '{path}': {message}"), err.value
+    assert "\n" not in str(err.value)
+
+
+def test_bad_cluster_on_the_command_line(tmp_path):
+    path = write_yaml(tmp_path / "cluster.yaml", {"kind": "slurm", "cores": 0, "memory": "1GB"})
+    done = run_cli(*RUN, "--cluster", path, "--out", tmp_path / "out")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"esrepro: error: cluster file '{path}': config key 'cores' = 0: "
+                                   "0 is less than the minimum of 1")
+    both = run_cli(*RUN, "--cluster", path, "--scheduler", "tcp://127.0.0.1:1", "--out", tmp_path / "out")
+    assert both.returncode == 2 and "both a scheduler" in both.stderr
+    assert not (tmp_path / "out").exists()
