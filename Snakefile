@@ -12,6 +12,7 @@ if not workflow.overwrite_configfiles:
 include: "rules/common.smk"
 include: "rules/es.smk"
 include: "rules/baselines.smk"
+include: "rules/scaling.smk"
 include: "rules/aggregate.smk"
 
 

@@ -18,7 +18,8 @@ printed too; it is not a measurement.
 
 Target: speedup = t(1 worker) / t(2 workers) >= 1.85 (on a machine with >= 2 free cores).
 
-    python benchmarks/worker_speedup.py [--env HalfCheetah-v5] [--pairs 40] [--repeats 2] [--steps 2]
+    python benchmarks/worker_speedup.py [--env HalfCheetah-v5] [--hidden 64 64] [--pairs 40] [--repeats 2] [--steps 2]
+    python benchmarks/worker_speedup.py --env Humanoid-v5 --hidden 256 256   # the scaling experiment's setting
 """
 
 import argparse
@@ -50,7 +51,8 @@ def _cpu_seconds(procs):
 def measure(workers, args, out_dir):
     """Timed ``Trainer.step()`` wall times on a new cluster of ``workers``; plus task-stream stats."""
     params = run_params(apply_schema({"es": {"envs": {args.env: None}}}), args.env,
-                        {"iterations": 1, "eval_episodes": 0, "pairs_per_iteration": args.pairs})
+                        {"iterations": 1, "eval_episodes": 0, "pairs_per_iteration": args.pairs,
+                         "hidden": args.hidden})
     with connect(workers) as client:
         trainer = Trainer(args.env, 0, params, out_dir, client, log=lambda *_: None)
         # Warm-up step (env creation, noise table): a small population, 2 one-pair tasks per worker,
@@ -83,6 +85,8 @@ def measure(workers, args, out_dir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--env", default="HalfCheetah-v5")
+    ap.add_argument("--hidden", type=int, nargs="+", default=[64, 64],
+                    help="hidden layers of the MLP (the scaling experiment's Humanoid: 256 256)")
     ap.add_argument("--pairs", type=int, default=40, help="antithetic pairs per iteration (2 episodes each)")
     ap.add_argument("--repeats", type=int, default=2, help="rounds, each with a 1-worker and a 2-worker cluster")
     ap.add_argument("--steps", type=int, default=2, help="timed iterations per cluster (after 1 warm-up)")

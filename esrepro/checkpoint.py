@@ -10,8 +10,9 @@ import numpy as np
 
 from esrepro.atomic import write_json, write_npz
 
-#: Keys of the run parameters that may change between a checkpoint and its resumption: the budget.
-BUDGET_KEYS = ("iterations", "timesteps")
+#: Keys of the run parameters that may change between a checkpoint and its resumption: the budget,
+#: the stopping target, and the communication mode (results do not depend on it).
+BUDGET_KEYS = ("iterations", "timesteps", "target_return", "communication")
 
 
 class CheckpointMismatch(ValueError):
@@ -20,7 +21,7 @@ class CheckpointMismatch(ValueError):
 
 def identity(env_id: str, seed: int, num_params: int, params: dict) -> dict:
     """What a checkpoint must match to be resumed: env, seed, parameter count and every run
-    parameter except the budget."""
+    parameter except ``BUDGET_KEYS``."""
     ident = {"env": env_id, "seed": seed, "num_params": num_params,
              "params": {k: v for k, v in params.items() if k not in BUDGET_KEYS}}
     return json.loads(json.dumps(ident))  # the form it takes in the JSON file (tuples -> lists)

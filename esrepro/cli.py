@@ -1,4 +1,4 @@
-"""Command line: ``python -m esrepro train|trpo|summary|tables|curves``."""
+"""Command line: ``python -m esrepro train|trpo|summary|tables|curves|atari-table|frameskip-figure|scaling``."""
 
 import argparse
 import json
@@ -15,24 +15,34 @@ def _cores() -> int:
 
 
 def _run_setup(args, algo: str):
-    """(validated run parameters, output directory) of a ``train``/``trpo`` invocation."""
-    from esrepro.envs import check_env_id
+    """(validated run parameters, output directory) of a ``train``/``trpo``/``a2c`` invocation."""
+    from esrepro.atari import game_name, is_atari
+    from esrepro.config import env_id
+    atari = is_atari(args.env)
+    section = {"es": "atari", "a2c": "a2c"}.get(algo) if atari else {"es": "es", "trpo": "trpo"}.get(algo)
+    if section is None:
+        raise ConfigError(f"--env '{args.env}': {algo} runs {'MuJoCo' if algo == 'trpo' else 'Atari'} envs only")
+    key = game_name(args.env) if atari else args.env
     try:
-        check_env_id(args.env)
-    except ValueError as e:
-        raise ConfigError(f"--env: {e}") from None
+        env_id(section, key)
+    except ConfigError as e:
+        raise ConfigError(f"--env: {str(e).split(': ', 1)[1]}") from None
+    runs = "games" if atari else "envs"
     if args.config:
         config = load_config(args.config)
-    else:  # the schema defaults alone ("es" is a required section)
-        config = apply_schema({name: {"envs": {args.env: None}} for name in ("es", algo)})
-    if algo not in config:
-        raise ConfigError(f"config file '{args.config}' has no '{algo}' section")
+        if section not in config:
+            raise ConfigError(f"config file '{args.config}' has no '{section}' section")
+    else:  # the schema defaults alone
+        config = apply_schema({section: {runs: {key: None}}})
     overrides = json.loads(args.params) if args.params else {}
     if not isinstance(overrides, dict):
         raise ConfigError(f"--params must be a JSON object, got {args.params!r}")
     overrides |= {k: getattr(args, k) for k in ("iterations", "timesteps") if getattr(args, k, None) is not None}
-    params = run_params(config, args.env, overrides, algo=algo)
-    out = args.out or Path(config["results_dir"]) / algo / args.env / f"seed{args.seed}"
+    if atari and algo == "es":
+        overrides.setdefault("frame_skip", 4)  # the grid's variable; Table 2's value by default
+    params = run_params(config, key, overrides, section)
+    variant = f"frameskip{params['frame_skip']}" if atari and algo == "es" else ""
+    out = args.out or Path(config["results_dir"]) / algo / key / variant / f"seed{args.seed}"
     return params, out
 
 
@@ -42,9 +52,11 @@ def _log(line: str) -> None:
 
 def _train(args) -> int:
     params, out = _run_setup(args, "es")
-    scheduler = args.scheduler or os.environ.get("ESREPRO_SCHEDULER")
+    from esrepro.distributed.cluster import resolve_cluster
+    cluster = resolve_cluster(args.scheduler, args.cluster)  # validated before any work starts
     from esrepro.train import train
-    summary = train(args.env, args.seed, params, out, args.workers, scheduler, args.chunk_pairs, log=_log)
+    summary = train(args.env, args.seed, params, out, args.workers, chunk_pairs=args.chunk_pairs, log=_log,
+                    cluster=cluster)
     print(f"done: {summary['iterations']} iterations, {summary['timesteps']:,} timesteps, "
           f"final eval return {summary['final_eval_return_mean']:.2f}, {summary['wall_time_s']:.1f} s -> {out}")
     return 0
@@ -79,6 +91,24 @@ def _curves(args) -> int:
     return 0
 
 
+def _atari_table(args) -> int:
+    from esrepro.analysis.atari import write_atari_table
+    write_atari_table(args.runs, args.reference_es_a3c, args.reference_a2c, args.out)
+    return 0
+
+
+def _frameskip_figure(args) -> int:
+    from esrepro.analysis.atari import plot_frameskip
+    plot_frameskip(args.runs, args.game, args.out)
+    return 0
+
+
+def _scaling(args) -> int:
+    from esrepro.analysis.scaling import write_scaling
+    write_scaling(args.runs, args.reference, args.table, args.figure)
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -106,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
                    help="local Dask worker processes (default: the cores available, %(default)s here)")
     t.add_argument("--scheduler", help="existing Dask scheduler address or scheduler file "
                                        "(default: $ESREPRO_SCHEDULER, else a local cluster)")
+    t.add_argument("--cluster", type=Path, help="cluster file: an existing scheduler, Slurm/PBS batch jobs or one "
+                                                "srun job (config/cluster/*.yaml, schema config/cluster.schema.yaml;"
+                                                " default: $ESREPRO_CLUSTER, else a local cluster)")
     t.add_argument("--chunk-pairs", type=_positive, help="antithetic pairs per Dask task (default: ~4 tasks per worker)")
     t.set_defaults(func=_train)
 
@@ -135,6 +168,26 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--runs", nargs="+", required=True, type=Path, help="run directories")
     c.add_argument("--out", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
     c.set_defaults(func=_curves)
+
+    a = sub.add_parser("atari-table", help="the paper's Table 2 (Atari) from ES (frame-skip 4) and A2C runs")
+    a.add_argument("--runs", nargs="+", required=True, type=Path, help="ES and A2C Atari run directories")
+    a.add_argument("--reference-es-a3c", required=True, type=Path, help="paper/reference/atari_es_vs_a3c.csv")
+    a.add_argument("--reference-a2c", required=True, type=Path, help="paper/reference/atari_hyperneat_a2c.csv")
+    a.add_argument("--out", required=True, type=Path, help="output prefix (writes .csv, .md, .tex)")
+    a.set_defaults(func=_atari_table)
+
+    f = sub.add_parser("frameskip-figure", help="the paper's Figure 2: ES score vs weight updates per frame-skip")
+    f.add_argument("--runs", nargs="+", required=True, type=Path, help="ES Atari run directories")
+    f.add_argument("--game", required=True, help="ALE game name, e.g. Pong")
+    f.add_argument("--out", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
+    f.set_defaults(func=_frameskip_figure)
+
+    g = sub.add_parser("scaling", help="the paper's Figure 1: minutes to a target score vs CPU cores")
+    g.add_argument("--runs", nargs="+", required=True, type=Path, help="ES scaling run directories")
+    g.add_argument("--reference", required=True, type=Path, help="paper/reference/scaling_humanoid.csv")
+    g.add_argument("--table", required=True, type=Path, help="output prefix (writes .csv, .md)")
+    g.add_argument("--figure", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
+    g.set_defaults(func=_scaling)
     return p
 
 

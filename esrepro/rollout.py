@@ -31,7 +31,7 @@ class Episode:
     obs_sumsq: np.ndarray | None = None
 
 
-def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds, action_noise_std: float = 0.0,
+def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seeds, action_noise_std: float = 0.0,
              rngs=None, record_obs=None) -> list[Episode]:
     """Run ``len(envs)`` episodes side by side: episode i on ``envs[i]`` from
     ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation.
@@ -43,11 +43,11 @@ def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds,
     Parameters
     ----------
     envs : list of gymnasium.Env, k distinct instances
-    policy : object with ``act(normalized_obs (k, obs_dim)) -> actions (k, action_dim)``, k
-        parameter vectors loaded
-    obs_mean, obs_std : ndarray of float32, shape (obs_dim,)
+    policy : object with ``act(obs (k, *obs_shape)) -> actions (k, ...)``, k parameter vectors
+        loaded (``MLPPolicy``, ``CNNPolicy``)
+    obs_mean, obs_std : ndarray of float32, shape (obs_dim,), or None
         Observation statistics, fixed for the episodes; the policy sees
-        ``clip((obs - mean) / std, -5, 5)``.
+        ``clip((obs - mean) / std, -5, 5)``. None: the raw observations (Atari).
     env_seeds : sequence of k int
     action_noise_std : float
         Std of Gaussian noise added to each action (reference code: 0.01 in training; 0 in
@@ -66,7 +66,7 @@ def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds,
     sums = {i: (np.zeros(obs.shape[1]), np.zeros(obs.shape[1])) for i in range(k) if record_obs[i]}
     active = list(range(k))
     while active:
-        actions = policy.act(normalize(obs.astype(np.float32), obs_mean, obs_std))
+        actions = policy.act(obs if obs_mean is None else normalize(obs.astype(np.float32), obs_mean, obs_std))
         still = []
         for i in active:
             if i in sums:
@@ -89,7 +89,7 @@ def rollouts(envs, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seeds,
     return [Episode(totals[i], steps[i], *sums.get(i, (None, None))) for i in range(k)]
 
 
-def rollout(env, policy, obs_mean: np.ndarray, obs_std: np.ndarray, env_seed: int,
+def rollout(env, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seed: int,
             action_noise_std: float = 0.0, rng: np.random.Generator | None = None,
             record_obs: bool = False) -> Episode:
     """One episode of ``rollouts``: ``env``, one parameter vector loaded in ``policy``."""

@@ -3,6 +3,7 @@
 
 import math
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ import numpy as np
 from esrepro import checkpoint, provenance
 from esrepro.atomic import write_json, write_npz
 from esrepro.distributed.cluster import connect
-from esrepro.distributed.tasks import NoiseTablePlugin, RunSpec, build_policy, evaluate_pairs, evaluate_policy
-from esrepro.envs import make_env
+from esrepro.distributed.tasks import (NoiseTablePlugin, RunSpec, Sync, Update, apply_update, build_policy, checksum,
+                                       drop_replica, evaluate_pairs, evaluate_policy, load_replica, make_run_env)
 from esrepro.es.noise import NoiseTable
 from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import OpenES
@@ -24,12 +25,15 @@ ES_COLUMNS = ("return_min", "length_mean", "pairs", "update_ratio", "obs_count",
 
 
 def run_spec(env_id: str, seed: int, params: dict) -> RunSpec:
-    """The worker-side settings of a run from its validated parameters."""
-    return RunSpec(env_id=env_id, run_seed=seed, sigma=params["sigma"],
-                   noise_table_size=params["noise_table_size"], noise_seed=params["noise_seed"],
-                   hidden=tuple(params["hidden"]), action_bins=params["action_bins"],
-                   max_episode_steps=params["max_episode_steps"], obs_norm_prob=params["obs_norm_prob"],
-                   action_noise_std=params["action_noise_std"])
+    """The worker-side settings of a run from its validated parameters (Atari runs are those
+    with a ``frame_skip``)."""
+    common = dict(env_id=env_id, run_seed=seed, sigma=params["sigma"], noise_table_size=params["noise_table_size"],
+                  noise_seed=params["noise_seed"], max_episode_steps=params["max_episode_steps"])
+    if "frame_skip" in params:
+        return RunSpec(**common, frame_skip=params["frame_skip"], noop_max=params["noop_max"],
+                       network=params["network"])
+    return RunSpec(**common, obs_norm_prob=params["obs_norm_prob"], action_noise_std=params["action_noise_std"],
+                   hidden=tuple(params["hidden"]), action_bins=params["action_bins"])
 
 
 class Trainer:
@@ -58,15 +62,23 @@ class Trainer:
         self.env_id, self.seed, self.params = env_id, seed, params
         self.out_dir, self.client, self.chunk_pairs, self.log = Path(out_dir), client, chunk_pairs, log
         self.spec = run_spec(env_id, seed, params)
-        env = make_env(env_id, params["max_episode_steps"])
-        self.policy = build_policy(self.spec, env)
+        env = make_run_env(self.spec)
+        self.reference = None
+        if self.spec.atari:  # collected once per run, the same on every worker
+            from esrepro.atari import reference_batch
+            self.reference = reference_batch(env_id, self.spec.frame_skip, self.spec.noop_max,
+                                             params["vbn_batch_size"], seed)
+        self.policy = build_policy(self.spec, env, self.reference)
         self.noise = NoiseTable(params["noise_table_size"], params["noise_seed"])
         self.es = OpenES(self.policy.init_params(np.random.default_rng([seed])), self.noise,
                          params["stepsize"], params["l2coeff"])
-        self.obstat = ObsStats(env.observation_space.shape[0])
+        self.obstat = None if self.spec.atari else ObsStats(env.observation_space.shape[0])
         self.iteration = self.timesteps = self.episodes = 0
         self.wall_time_s = 0.0
         self.rows: list[dict] = []
+        self.scalar = params["communication"] == "scalar"
+        self.run_key = uuid.uuid4().hex  # names this run's replicas on the workers (scalar mode)
+        self._last_update: Update | None = None
         self._payload_future = None
         self.ident = checkpoint.identity(env_id, seed, self.policy.num_params, params)
         saved = checkpoint.load(self.out_dir, self.ident)
@@ -75,33 +87,81 @@ class Trainer:
             self.log(f"resuming {self.out_dir} from iteration {self.iteration}")
         client.register_plugin(NoiseTablePlugin(self.noise.size, self.noise.seed),
                                name=self.spec.noise_plugin_name)
+        self._reference = None if self.reference is None else client.scatter(self.reference, broadcast=True,
+                                                                              hash=False)
 
     # -- state ---------------------------------------------------------------------------
+    def _state(self) -> tuple[dict, dict]:
+        """The run's full state: (arrays, scalars) without the progress rows and counters."""
+        arrays = {"theta": self.es.theta, "adam_m": self.es.optimizer.m, "adam_v": self.es.optimizer.v}
+        scalars = {"adam_t": self.es.optimizer.t}
+        if self.obstat is not None:
+            arrays |= {"obs_sum": self.obstat.sum, "obs_sumsq": self.obstat.sumsq}
+            scalars |= {"obs_count": self.obstat.count}
+        return arrays, scalars
+
     def _restore(self, arrays, scalars):
         self.es.theta = arrays["theta"]
         self.es.optimizer.m, self.es.optimizer.v = arrays["adam_m"], arrays["adam_v"]
         self.es.optimizer.t = scalars["adam_t"]
-        self.obstat.sum, self.obstat.sumsq = arrays["obs_sum"], arrays["obs_sumsq"]
-        self.obstat.count = scalars["obs_count"]
+        if self.obstat is not None:
+            self.obstat.sum, self.obstat.sumsq = arrays["obs_sum"], arrays["obs_sumsq"]
+            self.obstat.count = scalars["obs_count"]
         for key in ("iteration", "timesteps", "episodes", "wall_time_s", "rows"):
             setattr(self, key, scalars[key])
 
     def _checkpoint(self):
-        checkpoint.save(
-            self.out_dir, self.ident,
-            {"theta": self.es.theta, "adam_m": self.es.optimizer.m, "adam_v": self.es.optimizer.v,
-             "obs_sum": self.obstat.sum, "obs_sumsq": self.obstat.sumsq},
-            {"adam_t": self.es.optimizer.t, "obs_count": self.obstat.count, "iteration": self.iteration,
-             "timesteps": self.timesteps, "episodes": self.episodes, "wall_time_s": self.wall_time_s,
-             "rows": self.rows})
+        arrays, scalars = self._state()
+        checkpoint.save(self.out_dir, self.ident, arrays,
+                        scalars | {"iteration": self.iteration, "timesteps": self.timesteps,
+                                   "episodes": self.episodes, "wall_time_s": self.wall_time_s, "rows": self.rows})
 
+    # -- communication -------------------------------------------------------------------
     def _payload(self):
-        """Parameters and observation statistics, sent to every worker once per version (one
-        future, shared by the evaluation after an update and the next iteration's pairs)."""
+        """What the workers need to know the current parameters, scattered to every worker once
+        per version (one future, shared by the evaluation after an update and the next
+        iteration's pairs): the parameters and observation statistics (broadcast mode), or a
+        ``Sync`` of a few KB (scalar mode)."""
         if self._payload_future is None:
-            [self._payload_future] = self.client.scatter(
-                [(self.es.theta, self.obstat.mean, self.obstat.std)], broadcast=True, hash=False)
+            if self.scalar:
+                payload = Sync(self.run_key, self.es.optimizer.t, self._last_update, checksum(self.es.theta))
+            else:
+                obstat = self.obstat
+                payload = (self.es.theta, obstat and obstat.mean, obstat and obstat.std)
+            [self._payload_future] = self.client.scatter([payload], broadcast=True, hash=False)
         return self._payload_future
+
+    def _send_state(self, workers):
+        """Scalar mode: install the full state on ``workers`` (each joined or restarted)."""
+        arrays, scalars = self._state()
+        state = arrays | scalars | {"version": self.es.optimizer.t, "stepsize": self.params["stepsize"],
+                                    "l2coeff": self.params["l2coeff"]}
+        futures = []
+        for worker in sorted(workers):
+            [data] = self.client.scatter([state], workers=[worker], hash=False)
+            futures.append(self.client.submit(load_replica, self.spec, self.run_key, data, workers=[worker],
+                                              allow_other_workers=True, pure=False))
+        self.client.gather(futures)
+        self.log(f"sent the full state (version {self.es.optimizer.t}) to {len(workers)} worker(s)")
+
+    def _gather(self, calls: list[tuple]) -> list:
+        """Results of ``calls`` [(task, *args)], in order; every task gets the run spec, the VBN
+        reference batch and the current parameters before its own args. In scalar mode a worker
+        without the current replica answers stale: it gets the full state and its calls run again."""
+        results, todo = [None] * len(calls), list(range(len(calls)))
+        while todo:
+            futures = [self.client.submit(calls[i][0], self.spec, self._reference, self._payload(), *calls[i][1:],
+                                          pure=False) for i in todo]
+            stale = set()
+            for i, result in zip(todo, self.client.gather(futures)):
+                if isinstance(result, dict) and "stale" in result:
+                    stale.add(result["stale"])
+                else:
+                    results[i] = result
+            todo = [i for i in todo if results[i] is None]
+            if stale:
+                self._send_state(stale)
+        return results
 
     # -- one iteration -------------------------------------------------------------------
     def _chunks(self, start, stop):
@@ -111,34 +171,29 @@ class Trainer:
     def _n_workers(self):
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
 
-    def _evaluate_pairs(self, payload, iteration, start, stop):
-        futures = [self.client.submit(evaluate_pairs, self.spec, payload, iteration, a, b, pure=False)
-                   for a, b in self._chunks(start, stop)]
-        return self.client.gather(futures)
+    def _evaluate_pairs(self, iteration, start, stop):
+        return self._gather([(evaluate_pairs, iteration, a, b) for a, b in self._chunks(start, stop)])
 
-    def _population(self, payload, iteration):
+    def _population(self, iteration):
         """All pairs of ``iteration``: ``pairs_per_iteration``, then more in deterministic rounds
         until the iteration holds ``min_timesteps_per_iteration`` timesteps (the reference code's
         "episodes AND timesteps" batch rule, made independent of timing)."""
         n = self.params["pairs_per_iteration"]
-        parts = self._evaluate_pairs(payload, iteration, 0, n)
+        parts = self._evaluate_pairs(iteration, 0, n)
         lengths = np.concatenate([p["lengths"] for p in parts])
         while lengths.sum() < self.params["min_timesteps_per_iteration"]:
             missing = self.params["min_timesteps_per_iteration"] - lengths.sum()
             extra = math.ceil(missing / (2 * lengths.mean()))
-            parts += self._evaluate_pairs(payload, iteration, n, n + extra)
+            parts += self._evaluate_pairs(iteration, n, n + extra)
             n += extra
             lengths = np.concatenate([p["lengths"] for p in parts])
         return parts
 
     def _evaluate(self, iteration):
-        episodes = list(range(self.params["eval_episodes"]))
+        episodes = range(self.params["eval_episodes"])
         if not episodes:
             return {"eval_return_mean": np.nan, "eval_return_std": np.nan, "eval_length_mean": np.nan}
-        payload = self._payload()
-        futures = [self.client.submit(evaluate_policy, self.spec, payload, iteration, [e], pure=False)
-                   for e in episodes]
-        res = np.concatenate(self.client.gather(futures))
+        res = np.concatenate(self._gather([(evaluate_policy, iteration, [e]) for e in episodes]))
         return {"eval_return_mean": res[:, 0].mean(), "eval_return_std": res[:, 0].std(),
                 "eval_length_mean": res[:, 1].mean()}
 
@@ -146,20 +201,20 @@ class Trainer:
         """One iteration: evaluate the population, update, evaluate the new parameters."""
         t0 = time.perf_counter()
         self.iteration += 1
-        parts = self._population(self._payload(), self.iteration)
-        noise_indices = np.concatenate([p["noise_indices"] for p in parts])
-        returns = np.concatenate([p["returns"] for p in parts])
+        parts = self._population(self.iteration)
         lengths = np.concatenate([p["lengths"] for p in parts])
-        update_ratio = self.es.tell(noise_indices, returns)
-        for part in parts:  # pair order: chunks are ordered and each lists its pairs in order
-            for _, s, ss, c in part["obs"]:
-                self.obstat.increment(s, ss, c)
-        self._payload_future = None
+        # pair order: chunks are ordered and each lists its pairs in order
+        update = Update(np.concatenate([p["noise_indices"] for p in parts]),
+                        np.concatenate([p["returns"] for p in parts]),
+                        [(s, ss, c) for p in parts for _, s, ss, c in p["obs"]])
+        update_ratio = apply_update(self.es, self.obstat, update)
+        self._last_update, self._payload_future = update, None
         self.timesteps += int(lengths.sum())
         self.episodes += lengths.size
-        row = {"pairs": len(noise_indices), "return_mean": returns.mean(), "return_std": returns.std(),
+        returns = update.returns
+        row = {"pairs": len(update.noise_indices), "return_mean": returns.mean(), "return_std": returns.std(),
                "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
-               "update_ratio": update_ratio, "obs_count": self.obstat.count}
+               "update_ratio": update_ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
         self._record(row | self._evaluate(self.iteration), time.perf_counter() - t0)
 
     def _record(self, row, seconds):
@@ -173,12 +228,24 @@ class Trainer:
                  f" | eval {r['eval_return_mean']:9.2f} | {seconds:6.2f} s/iter")
 
     def _done(self):
-        iterations, timesteps = self.params["iterations"], self.params["timesteps"]
+        iterations, timesteps, target = (self.params[k] for k in ("iterations", "timesteps", "target_return"))
         return ((iterations is not None and self.iteration >= iterations)
-                or (timesteps is not None and self.timesteps >= timesteps))
+                or (timesteps is not None and self.timesteps >= timesteps)
+                or (target is not None and self.rows[-1]["eval_return_mean"] >= target))
+
+    def _save_policy(self):
+        if self.spec.atari:
+            write_npz(self.out_dir / "policy.npz", theta=self.es.theta, reference_batch=self.reference,
+                      network=np.array(self.spec.network), frame_skip=np.array(self.spec.frame_skip),
+                      env_id=np.array(self.env_id))
+        else:
+            write_npz(self.out_dir / "policy.npz", theta=self.es.theta, obs_mean=self.obstat.mean,
+                      obs_std=self.obstat.std, hidden=np.array(self.spec.hidden),
+                      action_bins=np.array(self.spec.action_bins), env_id=np.array(self.env_id))
 
     def run(self) -> dict:
-        """Train until the budget is spent; returns the run summary also written to run.json."""
+        """Train until the budget is spent or ``target_return`` is reached; returns the run
+        summary also written to run.json."""
         started = time.time()
         if not self.rows:  # row 0: the initial policy, before any update
             t0 = time.perf_counter()
@@ -188,9 +255,9 @@ class Trainer:
             if self.iteration % self.params["checkpoint_every"] == 0:
                 self._checkpoint()
         self._checkpoint()
-        write_npz(self.out_dir / "policy.npz", theta=self.es.theta, obs_mean=self.obstat.mean,
-                  obs_std=self.obstat.std, hidden=np.array(self.spec.hidden),
-                  action_bins=np.array(self.spec.action_bins), env_id=np.array(self.env_id))
+        self._save_policy()
+        if self.scalar:
+            self.client.run(drop_replica, self.run_key)
         final = self.rows[-1]
         summary = {"algo": "es", "env": self.env_id, "seed": self.seed, "config": self.params,
                    "num_params": self.policy.num_params, "iterations": self.iteration,
@@ -201,9 +268,11 @@ class Trainer:
         return summary
 
 
-def train(env_id, seed, params, out_dir, workers=1, scheduler=None, chunk_pairs=None, log=print) -> dict:
+def train(env_id, seed, params, out_dir, workers=1, scheduler=None, chunk_pairs=None, log=print,
+          cluster=None) -> dict:
     """Run ES on ``env_id`` with ``seed`` on a new local cluster of ``workers`` processes (or on
-    ``scheduler``) and return the run summary. Resumes from ``out_dir``'s checkpoint if any."""
-    with connect(workers, scheduler) as client:
+    ``scheduler``, or the validated cluster file ``cluster``: see ``esrepro.distributed.cluster.connect``)
+    and return the run summary. Resumes from ``out_dir``'s checkpoint if any."""
+    with connect(workers, scheduler, cluster) as client:
         log(f"dask dashboard: {client.dashboard_link}")
         return Trainer(env_id, seed, params, out_dir, client, chunk_pairs, log).run()

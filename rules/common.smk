@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from esrepro.config import ConfigError, run_params, validate_config
+from esrepro.config import ConfigError, env_id, run_keys, run_params, validate_config
 
 try:
     validate_config(config)
@@ -12,8 +12,8 @@ except ConfigError as e:
     sys.exit(f"esrepro: error: {e}")
 
 RESULTS = config["results_dir"]
-ES_ENVS = list(config["es"]["envs"])
-ES_SEEDS = config["es"]["seeds"]
+ES_ENVS = list(config.get("es", {}).get("envs", {}))
+ES_SEEDS = config.get("es", {}).get("seeds", [])
 TRPO_ENVS = list(config.get("trpo", {}).get("envs", {}))
 TRPO_SEEDS = config.get("trpo", {}).get("seeds", [])
 # Envs with both ES and TRPO runs: the rows of Table 1 and Table 3.
@@ -23,9 +23,22 @@ ESREPRO = f"{sys.executable} -m esrepro"
 REFERENCE = Path(workflow.basedir) / "paper" / "reference"
 
 
+# ES on Atari: (game, frame_skip) of every run; Table 2 reads the frame_skip 4 runs, Figure 2 the
+# frame-skip grid's game at every frame_skip.
+ATARI_RUNS = [(game, grid["frame_skip"]) for game, grid in run_keys(config, "atari")] if "atari" in config else []
+ATARI_SEEDS = config.get("atari", {}).get("seeds", [])
+FRAMESKIP = config.get("atari", {}).get("frameskip")
+A2C_GAMES = list(config.get("a2c", {}).get("games", {}))
+A2C_SEEDS = config.get("a2c", {}).get("seeds", [])
+SCALING = config.get("scaling")
+
+
 wildcard_constraints:
     env=r"[A-Za-z][A-Za-z0-9_\-]*",
+    game=r"[A-Za-z]+",
     seed=r"\d+",
+    frame_skip=r"\d+",
+    workers=r"\d+",
 
 
 def run_dir(algo, env, seed):
@@ -43,6 +56,21 @@ def compared_runs(name):
             for env in COMPARED_ENVS for seed in seeds]
 
 
+def atari_runs(name, games=None, frame_skips=None):
+    """One file of every ES Atari run, optionally only of some games and frame_skips."""
+    return [f"{RESULTS}/es/{game}/frameskip{k}/seed{seed}/{name}" for game, k in ATARI_RUNS for seed in ATARI_SEEDS
+            if (games is None or game in games) and (frame_skips is None or k in frame_skips)]
+
+
+def a2c_runs(name):
+    return [f"{run_dir('a2c', game, seed)}/{name}" for game in A2C_GAMES for seed in A2C_SEEDS]
+
+
+def scaling_runs(name):
+    return [f"{RESULTS}/scaling/{SCALING['env']}/workers{w}/seed{seed}/{name}"
+            for w in SCALING["workers"] for seed in range(SCALING["repeats"])]
+
+
 def run_dirs(wildcards, input):
     """The run directories of a rule's run.json inputs (for aggregation commands)."""
     return sorted({str(Path(p).parent) for p in input.run})
@@ -50,16 +78,28 @@ def run_dirs(wildcards, input):
 
 def params_json(algo):
     """The run's validated parameters as JSON; a change of them makes Snakemake rerun the job."""
-    return lambda wildcards: json.dumps(run_params(config, wildcards.env, algo=algo), sort_keys=True)
+    return lambda wildcards: json.dumps(run_params(config, wildcards.env, section=algo), sort_keys=True)
+
+
+def atari_params_json(wildcards):
+    """An Atari ES run's validated parameters as JSON (``params_json`` for the Atari grid)."""
+    params = run_params(config, wildcards.game, {"frame_skip": int(wildcards.frame_skip)}, section="atari")
+    return json.dumps(params, sort_keys=True)
 
 
 def all_targets():
-    targets = [
-        "paper/tables/es_mujoco_summary.csv",
-        "paper/tables/es_mujoco_summary.md",
-        "paper/figures/es_mujoco_curves.png",
-    ]
+    targets = []
+    if ES_ENVS:
+        targets += ["paper/tables/es_mujoco_summary.csv", "paper/tables/es_mujoco_summary.md",
+                    "paper/figures/es_mujoco_curves.png"]
     if COMPARED_ENVS:
         targets += expand("paper/tables/{table}.{ext}", table=["table1", "table3"], ext=["csv", "md", "tex"])
         targets += expand("paper/figures/es_vs_trpo.{ext}", ext=["png", "pdf"])
+    if ATARI_RUNS:
+        targets += expand("paper/tables/atari.{ext}", ext=["csv", "md", "tex"])
+    if FRAMESKIP:
+        targets += expand("paper/figures/fig2_frameskip.{ext}", ext=["png", "pdf"])
+    if SCALING:
+        targets += expand("paper/tables/scaling.{ext}", ext=["csv", "md"])
+        targets += expand("paper/figures/fig1_scaling.{ext}", ext=["png", "pdf"])
     return targets

@@ -20,3 +20,23 @@ rule es_train:
     shell:
         "{ESREPRO} train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
         " --workers {threads} --out {params.out} 2>&1 | tee {log}"
+
+
+# ES on Atari: one run per (game, frame_skip, seed) of the config's `atari` grid.
+rule es_atari:
+    output:
+        progress=f"{RESULTS}/es/{{game}}/frameskip{{frame_skip}}/seed{{seed}}/progress.csv",
+        run=f"{RESULTS}/es/{{game}}/frameskip{{frame_skip}}/seed{{seed}}/run.json",
+        policy=f"{RESULTS}/es/{{game}}/frameskip{{frame_skip}}/seed{{seed}}/policy.npz",
+    log:
+        f"{RESULTS}/es/{{game}}/frameskip{{frame_skip}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/es_atari/{{game}}_frameskip{{frame_skip}}_seed{{seed}}.tsv"
+    params:
+        run=atari_params_json,
+        env=lambda wildcards: env_id("atari", wildcards.game),
+        out=lambda wildcards, output: str(Path(output.run).parent),
+    threads: 2
+    shell:
+        "{ESREPRO} train --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
+        " --workers {threads} --out {params.out} 2>&1 | tee {log}"
