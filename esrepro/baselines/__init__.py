@@ -1,1 +1,1 @@
-"""Reinforcement-learning baselines the paper compares ES with (TRPO for MuJoCo, Table 1)."""
+"""Baselines beside ES, on the shared progress columns: TRPO on MuJoCo (sb3-contrib) and A2C on Atari (SB3)."""
