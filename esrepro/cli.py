@@ -1,4 +1,4 @@
-"""Command line: ``python -m esrepro train|trpo|summary|tables|curves|atari-table|frameskip-figure|scaling``."""
+"""Command line: ``python -m esrepro train|trpo|a2c|summary|tables|curves|atari-table|frameskip-figure|scaling``."""
 
 import argparse
 import json
@@ -62,10 +62,13 @@ def _train(args) -> int:
     return 0
 
 
-def _trpo(args) -> int:
-    params, out = _run_setup(args, "trpo")
-    from esrepro.baselines.trpo import train_trpo
-    summary = train_trpo(args.env, args.seed, params, out, args.threads, log=_log)
+def _baseline(args) -> int:
+    params, out = _run_setup(args, args.algo)
+    if args.algo == "trpo":
+        from esrepro.baselines.trpo import train_trpo as train
+    else:
+        from esrepro.baselines.a2c import train_a2c as train
+    summary = train(args.env, args.seed, params, out, args.threads, log=_log)
     print(f"done: {summary['timesteps']:,} timesteps, final eval return {summary['final_eval_return_mean']:.2f},"
           f" {summary['wall_time_s']:.1f} s -> {out}")
     return 0
@@ -121,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def run_arguments(p, algo):
-        p.add_argument("--env", required=True, help="gymnasium env id, e.g. InvertedPendulum-v5")
+        p.add_argument("--env", required=True, help="gymnasium env id, e.g. InvertedPendulum-v5 or ALE/Pong-v5")
         p.add_argument("--seed", type=int, required=True, help="run seed (integer)")
         p.add_argument("--config", help=f"workflow config YAML ({algo}.params and {algo}.envs.<env> apply); "
                                         "default: schema defaults")
@@ -145,7 +148,12 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("trpo", help="one TRPO baseline run (sb3-contrib), one progress line per evaluation")
     run_arguments(b, "trpo")
     b.add_argument("--threads", type=_positive, default=1, help="torch threads (default: %(default)s)")
-    b.set_defaults(func=_trpo)
+    b.set_defaults(func=_baseline, algo="trpo")
+
+    a2c = sub.add_parser("a2c", help="one A2C baseline run on Atari (SB3), one progress line per evaluation")
+    run_arguments(a2c, "a2c")
+    a2c.add_argument("--threads", type=_positive, default=1, help="torch threads (default: %(default)s)")
+    a2c.set_defaults(func=_baseline, algo="a2c")
 
     s = sub.add_parser("summary", help="ES MuJoCo summary table (CSV and Markdown)")
     s.add_argument("--runs", nargs="+", required=True, type=Path, help="run directories")

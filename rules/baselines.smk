@@ -18,3 +18,22 @@ rule trpo_train:
     shell:
         "{ESREPRO} trpo --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
         " --threads {threads} --out {params.out} 2>&1 | tee {log}"
+
+
+# A2C (SB3, the synchronous A3C) on the games and seeds of the config's `a2c` section.
+rule a2c_train:
+    output:
+        progress=f"{RESULTS}/a2c/{{game}}/seed{{seed}}/progress.csv",
+        run=f"{RESULTS}/a2c/{{game}}/seed{{seed}}/run.json",
+    log:
+        f"{RESULTS}/a2c/{{game}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/a2c_train/{{game}}_seed{{seed}}.tsv"
+    params:
+        run=lambda wildcards: json.dumps(run_params(config, wildcards.game, section="a2c"), sort_keys=True),
+        env=lambda wildcards: env_id("a2c", wildcards.game),
+        out=lambda wildcards, output: str(Path(output.run).parent),
+    threads: 1
+    shell:
+        "{ESREPRO} a2c --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
+        " --threads {threads} --out {params.out} 2>&1 | tee {log}"

@@ -12,7 +12,7 @@ def test_smoke_workflow_builds_table_and_figure(tmp_path):
     res = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     runs = sorted((tmp_path / "results" / "es").glob("*/seed*/run.json"))
-    assert len(runs) == 4  # 2 envs x 2 seeds
+    assert len(runs) == 4  # 2 MuJoCo envs x 2 seeds
     assert len(list((tmp_path / "results" / "trpo").glob("*/seed*/run.json"))) == 4
     table = pd.read_csv(tmp_path / "paper" / "tables" / "es_mujoco_summary.csv").set_index("env")
     markdown = (tmp_path / "paper" / "tables" / "es_mujoco_summary.md").read_text()
@@ -32,16 +32,38 @@ def test_smoke_workflow_builds_table_and_figure(tmp_path):
     for name in ("table1", "table3"):
         assert "InvertedPendulum-v5" in (tmp_path / "paper" / "tables" / f"{name}.md").read_text()
         assert "\\toprule" in (tmp_path / "paper" / "tables" / f"{name}.tex").read_text()
+    # Atari: Pong at frame_skip 1 and 4, one A2C run; Table 2 holds Pong (frame_skip 4 run and A2C).
+    atari_runs = sorted((tmp_path / "results" / "es" / "Pong").glob("frameskip*/seed0/run.json"))
+    assert [p.parts[-3] for p in atari_runs] == ["frameskip1", "frameskip4"]
+    assert [json.loads(p.read_text())["config"]["frame_skip"] for p in atari_runs] == [1, 4]
+    atari = pd.read_csv(tmp_path / "paper" / "tables" / "atari.csv")
+    assert list(atari["game"]) == ["Pong"]
+    pong_fs4 = json.loads(atari_runs[1].read_text())["final_eval_return_mean"]
+    assert atari.loc[0, "es_final_mean"] == pong_fs4
+    assert atari.loc[0, "a2c_seeds"] == 1 and pd.notna(atari.loc[0, "a2c_final_mean"])
+    # Scaling: InvertedPendulum with 1 and 2 workers, identical learning, the table and Figure 1.
+    scaling = sorted((tmp_path / "results" / "scaling" / "InvertedPendulum-v5").glob("workers*/seed0/progress.csv"))
+    assert len(scaling) == 2
+    curves = [pd.read_csv(p)["eval_return_mean"] for p in scaling]
+    pd.testing.assert_series_equal(curves[0], curves[1])
+    assert "paper" in set(pd.read_csv(tmp_path / "paper" / "tables" / "scaling.csv")["source"])
+    for figure in ("fig1_scaling", "fig2_frameskip"):
+        assert (tmp_path / "paper" / "figures" / f"{figure}.pdf").read_bytes()[:4] == b"%PDF"
     # Nothing left to do: a second invocation plans no job.
     again = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", "-n", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_paper_grid_plans_six_envs_six_seeds_two_algorithms(tmp_path):
+def test_paper_grid_plans_the_whole_paper(tmp_path):
     res = run_snakemake("-n", "--configfile", REPO / "config" / "paper.yaml", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     stats = (res.stdout + res.stderr).split("Job stats:")[1].split("\n\n")[0]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
-    assert counts["es_train"] == counts["trpo_train"] == "36"
-    assert {k for k in counts if k not in ("es_train", "trpo_train", "total")} == {
-        "es_mujoco_summary", "es_mujoco_curves", "mujoco_tables", "es_vs_trpo_curves", "all"}
+    assert counts["es_train"] == counts["trpo_train"] == "36"  # 6 MuJoCo envs x 6 seeds
+    assert counts["es_atari"] == "54"  # 51 games at frame_skip 4, Pong also at 1, 2, 3
+    assert counts["a2c_train"] == "51"
+    assert counts["scaling_run"] == "49"  # 7 core counts x 7 repeats
+    assert {k for k in counts if k not in ("es_train", "trpo_train", "es_atari", "a2c_train", "scaling_run",
+                                           "total")} == {
+        "es_mujoco_summary", "es_mujoco_curves", "mujoco_tables", "es_vs_trpo_curves", "atari_table",
+        "fig2_frameskip", "fig1_scaling", "all"}
