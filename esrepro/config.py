@@ -29,7 +29,7 @@ class ConfigError(ValueError):
     """Invalid configuration; the message names the key and the value."""
 
 
-def _validate(data: dict, schema: Path, where=lambda key: "") -> dict:
+def validate_schema(data: dict, schema: Path, where=lambda key: "") -> dict:
     """Snakemake's ``validate`` (defaults filled in), its error turned into one line.
     ``where(top_level_key)`` gives the prefix that locates a key in the user's input."""
     logging.getLogger("snakemake").setLevel(logging.WARNING)
@@ -59,12 +59,12 @@ def validate_params(params: dict, algo: str) -> dict:
     ConfigError
         Naming the key and the value.
     """
-    return _validate(copy.deepcopy(dict(params)), PARAMS_SCHEMAS[algo])
+    return validate_schema(copy.deepcopy(dict(params)), PARAMS_SCHEMAS[algo])
 
 
 def apply_schema(config: dict) -> dict:
     """Validate a workflow config against config/schema.yaml alone, filling in its defaults."""
-    return _validate(config, SCHEMA)
+    return validate_schema(config, SCHEMA)
 
 
 def validate_config(config: dict) -> dict:
@@ -139,13 +139,24 @@ def load_config(path) -> dict:
     ConfigError
         If the file is missing, not a YAML mapping, or invalid.
     """
+    return validate_config(read_mapping(path, "config file"))
+
+
+def read_mapping(path, what: str) -> dict:
+    """The YAML mapping in ``path`` (``what``, e.g. "config file", names it in errors).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or does not hold a YAML mapping.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+        raise ConfigError(f"{what} '{path}' does not exist")
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
-        raise ConfigError(f"config file '{path}' must hold a YAML mapping, got {type(data).__name__}")
-    return validate_config(data)
+        raise ConfigError(f"{what} '{path}' must hold a YAML mapping, got {type(data).__name__}")
+    return data
 
 
 def run_params(config: dict, env: str, overrides: dict | None = None, section: str = "es") -> dict:
@@ -180,7 +191,7 @@ def run_params(config: dict, env: str, overrides: dict | None = None, section: s
         if section == "atari" and "frame_skip" in grid["params"] | env_overrides:
             raise ConfigError(f"config key '{where('frame_skip')}.frame_skip' is set by the grid: "
                               "Table 2 runs use 4, Figure 2's runs atari.frameskip.frame_skips")
-    _validate(params, PARAMS_SCHEMAS[algo], where)
+    validate_schema(params, PARAMS_SCHEMAS[algo], where)
     if algo == "es":  # the other kind's parameters (defaults just filled in) mean nothing here
         for key in MUJOCO_ONLY if atari else ATARI_ONLY:
             del params[key]

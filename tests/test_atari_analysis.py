@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from esrepro.analysis.atari import (ATARI_COLUMNS, META_COLUMNS, atari_game, atari_table,
+from esrepro.analysis.atari import (ATARI_COLUMNS, META_COLUMNS, atari_table,
                                     compare_scores, count_better_worse, plot_frameskip,
                                     write_atari_table)
 from esrepro.analysis.runs import load_runs
+from esrepro.atari import game_name
 from esrepro.atomic import write_json
 from esrepro.progress import write_progress
 
@@ -24,7 +25,7 @@ A2C_CSV = REFERENCE / "atari_hyperneat_a2c.csv"
 def write_run(root, algo, env, seed, evals, frame_skip=None, frames=False):
     """A run directory: one progress row per iteration (1000 agent steps and 60 s each) and
     run.json; ES runs get config.frame_skip and 2 workers, A2C runs a frames column (4 per step)."""
-    run_dir = Path(root) / f"{algo}_{atari_game(env)}_fs{frame_skip}_seed{seed}"
+    run_dir = Path(root) / f"{algo}_{game_name(env)}_fs{frame_skip}_seed{seed}"
     rows = [{"iteration": i, "timesteps": 1000 * i, "episodes": 10 * i, "wall_time_s": 60.0 * i,
              "eval_return_mean": float(e), "frames": 4000 * i} for i, e in enumerate(evals)]
     write_progress(run_dir / "progress.csv", rows, extra_columns=["frames"] if frames else [])
@@ -79,12 +80,6 @@ def test_counts_report_ties_and_skip_missing():
                                                     "games": 4}
     with pytest.raises(ValueError, match="same length"):
         compare_scores([1.0, 2.0], [1.0])
-
-
-@pytest.mark.parametrize("env, game", [("ALE/Pong-v5", "Pong"), ("PongNoFrameskip-v4", "Pong"),
-                                       ("ALE/MontezumaRevenge-v5", "MontezumaRevenge")])
-def test_atari_game(env, game):
-    assert atari_game(env) == game
 
 
 # ---------------------------------------------------------------- Table 2

@@ -14,7 +14,6 @@ Definitions (PAPER.md, "How the tables are defined" and "The experiment grid"; p
   to 30 random no-ops: the paper compares them without saying so (PAPER.md).
 """
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -26,7 +25,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from esrepro.analysis.runs import load_runs
-from esrepro.analysis.tables import _latex, _markdown, _write_all
+from esrepro.analysis.tables import latex_table, markdown_table, write_table_files
+from esrepro.atari import game_name
 from esrepro.atomic import atomic_output
 
 ES_ALGO, A2C_ALGO = "es", "a2c"
@@ -55,12 +55,6 @@ ATARI_COLUMNS = (
 PAPER_BUDGETS = ("ES FF: 1 billion frames, about 1 hour on 720 CPUs; A3C FF: 1 day on 16 CPU "
                  "cores (Mnih et al. 2016); A2C FF: 320 million frames")
 """Training budgets of the published columns (paper §4.2 and Table 2)."""
-
-
-def atari_game(env: str) -> str:
-    """The ALE game name of a gymnasium id: ``"ALE/Pong-v5"`` and ``"PongNoFrameskip-v4"`` ->
-    ``"Pong"`` (the ``ale_game`` column of ``paper/reference/atari_es_vs_a3c.csv``)."""
-    return re.sub(r"(NoFrameskip|Deterministic)?-v\d+$", "", re.sub(r"^ALE/", "", env))
 
 
 def compare_scores(scores: Sequence[float] | pd.Series,
@@ -122,7 +116,7 @@ def _final_scores(runs: pd.DataFrame, prefix: str) -> pd.DataFrame:
     steps = final["timesteps"] * pd.to_numeric(final["frame_skip"], errors="coerce")
     frames = final["frames"].fillna(steps) if "frames" in final.columns else steps
     per_game = pd.DataFrame({
-        "game": final["env"].map(atari_game), "score": final["eval_return_mean"],
+        "game": final["env"].map(game_name), "score": final["eval_return_mean"],
         "frames": frames, "wall_time_h": final["wall_time_s"] / 3600.0,
         "workers": pd.to_numeric(final["workers"], errors="coerce"),
     }).groupby("game", sort=True)
@@ -307,7 +301,7 @@ def write_atari_table(run_dirs: Iterable[Path | str], ref_es_a3c_csv: Path | str
                         pd.read_csv(ref_a2c_csv))
     caption = atari_caption(table, reference_es_a3c)
     shown = _display(table)
-    _write_all(out_prefix, table, _markdown(caption, shown), _latex(caption, "tab:table2", shown))
+    write_table_files(out_prefix, table, markdown_table(caption, shown), latex_table(caption, "tab:table2", shown))
     return table
 
 
@@ -326,7 +320,7 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
     run_dirs : iterable of Path or str
         Run directories; only ES runs of `game` are drawn, others are ignored.
     game : str
-        ALE game name, e.g. ``"Pong"`` (see :func:`atari_game`).
+        ALE game name, e.g. ``"Pong"`` (see :func:`esrepro.atari.game_name`).
     out_paths : iterable of Path or str
         Files to write the same figure to; the format follows the suffix (``.png`` at 150 dpi,
         ``.pdf``, ...). Each is written atomically; parent directories are created.
@@ -344,7 +338,7 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
     """
     runs = load_runs(run_dirs, META_COLUMNS)
     es = _es_runs(runs).dropna(subset=["eval_return_mean"])
-    games = es["env"].map(atari_game)
+    games = es["env"].map(game_name)
     curves = es[games == game].assign(frame_skip=lambda d: pd.to_numeric(d["frame_skip"]).astype(int))
     if curves.empty:
         raise ValueError(f"game={game!r}: no ES run with evaluations; games found: "

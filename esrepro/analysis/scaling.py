@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from esrepro.analysis.runs import load_runs
-from esrepro.analysis.tables import _fixed, _markdown, first_reach
+from esrepro.analysis.tables import fixed_text, markdown_table, first_reach
 from esrepro.atomic import atomic_output
 
 META_COLUMNS = {"workers": "workers", "target_return": "config.target_return"}
@@ -192,8 +192,8 @@ def _display(table: pd.DataFrame) -> pd.DataFrame:
         "target": table["target_return"].map("{:g}".format),
         "CPU cores": table["cpu_cores"].map(str), "repeats": table["repeats"].map(str),
         "reached": table["reached"].map(lambda v: "n/a" if np.isnan(v) else f"{v:.0f}"),
-        "median minutes": table["median_minutes"].map(_fixed),
-        "speedup": table["speedup"].map(_fixed), "efficiency": table["efficiency"].map(_fixed),
+        "median minutes": table["median_minutes"].map(fixed_text),
+        "speedup": table["speedup"].map(fixed_text), "efficiency": table["efficiency"].map(fixed_text),
     })
 
 
@@ -289,6 +289,6 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
     with atomic_output(prefix.with_name(prefix.name + ".csv")) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_output(prefix.with_name(prefix.name + ".md")) as tmp:
-        tmp.write_text(_markdown(scaling_caption(table), _display(table)), encoding="utf-8")
+        tmp.write_text(markdown_table(scaling_caption(table), _display(table)), encoding="utf-8")
     plot_scaling(table, repeat_times(runs), figure_paths)
     return table

@@ -255,7 +255,7 @@ def _sci(value: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def _fixed(value: float) -> str:
+def fixed_text(value: float) -> str:
     """A score or ratio to 2 decimals; NaN -> ``"n/a"``."""
     return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
 
@@ -272,7 +272,7 @@ def _table1_display(table1: pd.DataFrame) -> pd.DataFrame:
         if column.startswith("progress_"):
             level = column.removeprefix("progress_")
             shown[f"{level}% (ours)"] = table1[column]
-            shown[f"{level}% (paper)"] = table1[f"paper_{level}"].map(_fixed)
+            shown[f"{level}% (paper)"] = table1[f"paper_{level}"].map(fixed_text)
     return pd.DataFrame(shown)
 
 
@@ -290,20 +290,20 @@ def _table3_display(table3: pd.DataFrame, paper3: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "env": table3["env"].to_numpy(),
         "progress (%)": table3["progress_pct"].map(lambda p: f"{p:g}").to_numpy(),
-        "TRPO score": table3["trpo_score"].map(_fixed).to_numpy(),
-        "TRPO score (paper)": paper["trpo_score"].map(_fixed).to_numpy(),
+        "TRPO score": table3["trpo_score"].map(fixed_text).to_numpy(),
+        "TRPO score (paper)": paper["trpo_score"].map(fixed_text).to_numpy(),
         "TRPO timesteps": table3["trpo_timesteps"].map(_sci).to_numpy(),
         "TRPO timesteps (paper)": paper["trpo_timesteps"].map(_sci).to_numpy(),
         "ES timesteps": es_text,
         "ES timesteps (paper)": paper["es_timesteps"].map(_sci).to_numpy(),
         "ratio ES/TRPO": table3["ratio_text"].to_numpy(),
-        "ratio (paper)": paper["ratio"].map(_fixed).to_numpy(),
+        "ratio (paper)": paper["ratio"].map(fixed_text).to_numpy(),
         "ES seeds": table3["es_seeds"].map(str).to_numpy(),
         "TRPO seeds": table3["trpo_seeds"].map(str).to_numpy(),
     })
 
 
-def _markdown(caption: str, shown: pd.DataFrame) -> str:
+def markdown_table(caption: str, shown: pd.DataFrame) -> str:
     """A caption line, a blank line, then the (all-string) table as Markdown."""
     markdown = shown.to_markdown(index=False, disable_numparse=True,
                                  colalign=["left"] + ["right"] * (shown.shape[1] - 1))
@@ -321,7 +321,7 @@ def _latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
 
 
-def _latex(caption: str, label: str, shown: pd.DataFrame) -> str:
+def latex_table(caption: str, label: str, shown: pd.DataFrame) -> str:
     """A booktabs ``table`` environment (pandas Styler; needs jinja2) with caption and label."""
     escaped = shown.map(_latex_escape)
     escaped.columns = [_latex_escape(c) for c in shown.columns]
@@ -330,7 +330,7 @@ def _latex(caption: str, label: str, shown: pd.DataFrame) -> str:
         column_format="l" + "r" * (shown.shape[1] - 1))
 
 
-def _write_all(prefix: Path | str, frame: pd.DataFrame, markdown: str, latex: str) -> None:
+def write_table_files(prefix: Path | str, frame: pd.DataFrame, markdown: str, latex: str) -> None:
     """Write ``<prefix>.csv``, ``.md`` and ``.tex``, each atomically."""
     prefix = Path(prefix)
     with atomic_output(prefix.with_name(prefix.name + ".csv")) as tmp:
@@ -392,8 +392,8 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
                 f"first reach them, beside Salimans et al. 2017 Table 3 (gym -v1 dynamics).")
     shown1 = _table1_display(table1)
     shown3 = _table3_display(table3, pd.read_csv(paper_table3_csv))
-    _write_all(out_prefix_table1, table1, _markdown(caption1, shown1),
-               _latex(caption1, "tab:table1", shown1))
-    _write_all(out_prefix_table3, table3, _markdown(caption3, shown3),
-               _latex(caption3, "tab:table3", shown3))
+    write_table_files(out_prefix_table1, table1, markdown_table(caption1, shown1),
+               latex_table(caption1, "tab:table1", shown1))
+    write_table_files(out_prefix_table3, table3, markdown_table(caption3, shown3),
+               latex_table(caption3, "tab:table3", shown3))
     return table1, table3

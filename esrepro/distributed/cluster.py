@@ -15,11 +15,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import yaml
 from dask.utils import parse_bytes
 from distributed import Client, LocalCluster, Security
 
-from esrepro.config import CONFIG_DIR, ConfigError, _validate
+from esrepro.config import CONFIG_DIR, ConfigError, validate_schema, read_mapping
 
 #: BLAS and OpenMP pools pinned to one thread in every worker process: one worker = one core.
 SINGLE_THREAD_ENV = {v: "1" for v in
@@ -51,15 +50,11 @@ def load_cluster(path) -> dict:
         file that does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"cluster file '{path}' does not exist")
-    data = yaml.safe_load(path.read_text())
-    if not isinstance(data, dict):
-        raise ConfigError(f"cluster file '{path}' must hold a YAML mapping, got {type(data).__name__}")
+    data = read_mapping(path, "cluster file")
     if "kind" not in data:
         raise ConfigError(f"cluster file '{path}': config key 'kind' is required (one of {', '.join(KIND_KEYS)})")
     try:
-        return _check_kind(_validate(copy.deepcopy(data), CLUSTER_SCHEMA), given=set(data))
+        return _check_kind(validate_schema(copy.deepcopy(data), CLUSTER_SCHEMA), given=set(data))
     except ConfigError as e:
         raise ConfigError(f"cluster file '{path}': {e}") from None
 
