@@ -82,7 +82,8 @@ def main():
     for name, (n, s) in totals.items():
         print(f"{name:>12}: {n:>7,d} agent steps in {s:6.1f} s = {rates[name]:7.0f} steps/s")
     ratio = rates["ES rollout"] / rates["env alone"]
-    print(f"ratio ES / env alone = {ratio:.2f} (target >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'})")
+    print(f"SUMMARY atari_throughput: ES / env-alone agent-steps/s = {ratio:.2f} "
+          f"(target >= {TARGET}: {'met' if ratio >= TARGET else 'MISSED'})")
 
 
 if __name__ == "__main__":

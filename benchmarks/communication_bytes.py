@@ -74,11 +74,17 @@ def main():
     warnings.filterwarnings("ignore")
     print(f"{args.workers} workers, {args.pairs} pairs per iteration, mean of {args.steps} iterations")
     print(f"{'parameters':>24} {'count':>10} {'broadcast B/iter':>17} {'scalar B/iter':>14} {'scalar/broadcast':>17}")
+    rows = []
     with connect(args.workers) as client:
         for name, hidden in SIZES.items():
             n, broadcast = bytes_per_iteration(client, hidden, "broadcast", args)
             _, scalar = bytes_per_iteration(client, hidden, "scalar", args)
+            rows.append((n, broadcast, scalar))
             print(f"{name:>24} {n:>10,d} {broadcast:>17,.0f} {scalar:>14,.0f} {scalar / broadcast:>16.2%}")
+    (small, _, scalar_small), (large, broadcast, scalar) = rows
+    print(f"SUMMARY communication_bytes: scalar mode {scalar / broadcast:.2%} of broadcast at {large:,d} parameters "
+          f"(target <= 1%: {'met' if scalar <= 0.01 * broadcast else 'MISSED'}); scalar bytes x{scalar / scalar_small:.2f}"
+          f" from {small:,d} to {large:,d} parameters")
 
 
 if __name__ == "__main__":
