@@ -1,0 +1,41 @@
+"""ES training on real Pong: the determinism contract holds for the CNN policy too (worker count,
+chunking and communication mode do not change a run), and the run writes its Atari outputs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from test_train import outputs
+from esrepro.config import apply_schema, run_params
+from esrepro.train import Trainer
+
+# Short episodes, a tiny VBN batch, a table just above the CNN's 1.7M parameters.
+PONG = {"iterations": 2, "pairs_per_iteration": 3, "eval_episodes": 2, "max_episode_steps": 30,
+        "vbn_batch_size": 4, "noise_table_size": 2_000_000, "frame_skip": 2}
+
+
+def train(client, out, chunk_pairs=None, **overrides):
+    params = run_params(apply_schema({"atari": {"games": {"Pong": None}}}), "Pong", PONG | overrides, "atari")
+    return Trainer("ALE/Pong-v5", 5, params, out, client, chunk_pairs, log=lambda _: None).run()
+
+
+def test_pong_run_is_the_same_with_any_workers_chunking_and_communication(clients, tmp_path):
+    runs = {"1 worker": (clients[1], None, "broadcast"), "2 workers, 1 pair per task": (clients[2], 1, "broadcast"),
+            "2 workers, scalar": (clients[2], None, "scalar")}
+    results = {}
+    for name, (client, chunk, mode) in runs.items():
+        out = tmp_path / name.replace(" ", "_").replace(",", "")
+        summary = train(client, out, chunk, communication=mode)
+        results[name] = outputs(out)
+    theta0, progress0 = results["1 worker"]
+    assert summary["num_params"] == theta0.size > 1_600_000  # the large CNN
+    assert (progress0["pairs"].iloc[1:] == 3).all() and (progress0["length_mean"].iloc[1:] == 30).all()
+    for name, (theta, progress) in results.items():
+        assert np.array_equal(theta, theta0), name
+        pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
+    with np.load(tmp_path / "1_worker" / "policy.npz", allow_pickle=False) as policy:
+        assert policy["reference_batch"].shape == (4, 4, 84, 84) and int(policy["frame_skip"]) == 2
+    saved = json.loads((tmp_path / "1_worker" / "run.json").read_text())
+    assert saved["env"] == "ALE/Pong-v5" and saved["config"]["frame_skip"] == 2
+    assert "hidden" not in saved["config"]  # MuJoCo-only parameters are not part of an Atari run
