@@ -34,6 +34,16 @@ CASES = {
     "unknown key": (_with(("es", "params", "sigmaa"), 0.02), ["'es.params.sigmaa' is unknown"]),
     "non-integer seed": (_with(("es", "seeds"), [0, "one"]), ["es.seeds.1", "'one'"]),
     "negative budget": (_with(("es", "params", "timesteps"), -100), ["es.params.timesteps", "-100"]),
+    "Atari parameter for a MuJoCo env": (_with(("es", "params", "frame_skip"), 2),
+                                         ["es.params.frame_skip", "Atari envs only"]),
+    "unknown Atari game": (_with(("atari",), {"params": {"iterations": 1}, "games": {"Pongg": None}}),
+                           ["atari.games", "'Pongg'", "did you mean Pong"]),
+    "MuJoCo parameter for an Atari game": (_with(("atari",), {"params": {"iterations": 1, "hidden": [8]},
+                                                              "games": {"Pong": None}}),
+                                           ["atari.params.hidden", "MuJoCo envs only"]),
+    "frame-skip game not in the grid": (_with(("atari",), {"params": {"iterations": 1}, "games": {"Pong": None},
+                                                           "frameskip": {"games": ["Breakout"]}}),
+                                        ["atari.frameskip.games", "Breakout"]),
 }
 
 
