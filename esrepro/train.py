@@ -48,7 +48,8 @@ class Trainer:
     out_dir : path
     client : distributed.Client
     chunk_pairs : int, optional
-        Antithetic pairs per task; None: about four tasks per worker. Does not change results.
+        Antithetic pairs per task; None: decreasing chunk sizes (``_chunks``). Does not change
+        results.
     log : callable
         Receives one progress line per iteration.
 
@@ -165,8 +166,20 @@ class Trainer:
 
     # -- one iteration -------------------------------------------------------------------
     def _chunks(self, start, stop):
-        size = self.chunk_pairs or max(1, math.ceil((stop - start) / (4 * self._n_workers())))
-        return [(a, min(a + size, stop)) for a in range(start, stop, size)]
+        """Pairs ``start..stop`` as (a, b) task ranges: ``chunk_pairs`` each, or by default
+        decreasing sizes (guided scheduling): each chunk holds 1/(2 workers) of the pairs left,
+        but at least 1/(8 workers) of all, so the last tasks of an iteration are small and the
+        workers finish together, with about 2-8 tasks per worker."""
+        if self.chunk_pairs:
+            return [(a, min(a + self.chunk_pairs, stop)) for a in range(start, stop, self.chunk_pairs)]
+        workers = self._n_workers()
+        smallest = math.ceil((stop - start) / (8 * workers))
+        chunks, a = [], start
+        while a < stop:
+            b = min(stop, a + max(smallest, math.ceil((stop - a) / (2 * workers))))
+            chunks.append((a, b))
+            a = b
+        return chunks
 
     def _n_workers(self):
         return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
