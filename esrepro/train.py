@@ -12,7 +12,8 @@ from esrepro import checkpoint, provenance
 from esrepro.atomic import write_json, write_npz
 from esrepro.distributed.cluster import connect
 from esrepro.distributed.tasks import (NoiseTablePlugin, RunSpec, Sync, Update, apply_update, build_policy, checksum,
-                                       drop_replica, evaluate_pairs, evaluate_policy, load_replica, make_run_env)
+                                       drop_replica, evaluate_pairs, evaluate_policy, load_replica, make_run_env,
+                                       value)
 from esrepro.es.noise import NoiseTable
 from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import OpenES
@@ -119,31 +120,37 @@ class Trainer:
 
     # -- communication -------------------------------------------------------------------
     def _payload(self):
-        """What the workers need to know the current parameters, scattered to every worker once
-        per version (one future, shared by the evaluation after an update and the next
-        iteration's pairs): the parameters and observation statistics (broadcast mode), or a
-        ``Sync`` of a few KB (scalar mode)."""
+        """What the workers need to know the current parameters, once per version (one future,
+        shared by the evaluation after an update and the next iteration's pairs): the parameters
+        and observation statistics (broadcast mode), or a ``Sync`` of a few KB (scalar mode).
+
+        It is the result of a task that returns it, not scattered data: a worker fetches it once
+        from a peer, and if every holder dies Dask recomputes it. (A broadcast ``scatter`` hangs
+        when a worker dies during its replication.)"""
         if self._payload_future is None:
             if self.scalar:
                 payload = Sync(self.run_key, self.es.optimizer.t, self._last_update, checksum(self.es.theta))
             else:
                 obstat = self.obstat
                 payload = (self.es.theta, obstat and obstat.mean, obstat and obstat.std)
-            [self._payload_future] = self.client.scatter([payload], broadcast=True, hash=False)
+            self._payload_future = self.client.submit(value, payload, pure=False)
         return self._payload_future
 
     def _send_state(self, workers):
-        """Scalar mode: install the full state on ``workers`` (each joined or restarted)."""
+        """Scalar mode: install the full state on ``workers`` (each joined or restarted). A worker
+        that dies meanwhile is skipped: its tasks run elsewhere, and any stale answer comes back."""
         arrays, scalars = self._state()
         state = arrays | scalars | {"version": self.es.optimizer.t, "stepsize": self.params["stepsize"],
                                     "l2coeff": self.params["l2coeff"]}
-        futures = []
         for worker in sorted(workers):
-            [data] = self.client.scatter([state], workers=[worker], hash=False)
-            futures.append(self.client.submit(load_replica, self.spec, self.run_key, data, workers=[worker],
-                                              allow_other_workers=True, pure=False))
-        self.client.gather(futures)
-        self.log(f"sent the full state (version {self.es.optimizer.t}) to {len(workers)} worker(s)")
+            try:
+                [data] = self.client.scatter([state], workers=[worker], hash=False)
+                self.client.submit(load_replica, self.spec, self.run_key, data, workers=[worker],
+                                   allow_other_workers=True, pure=False).result(timeout=60)
+            except Exception as e:  # the worker left (lost data, no valid workers, timeout)
+                self.log(f"could not send the full state to {worker} ({type(e).__name__}); it left the cluster?")
+                continue
+            self.log(f"sent the full state (version {self.es.optimizer.t}) to {worker}")
 
     def _gather(self, calls: list[tuple]) -> list:
         """Results of ``calls`` [(task, *args)], in order; every task gets the run spec, the VBN
