@@ -30,7 +30,7 @@ rule a2c_train:
     benchmark:
         f"{RESULTS}/benchmarks/a2c_train/{{game}}_seed{{seed}}.tsv"
     params:
-        run=lambda wildcards: json.dumps(run_params(config, wildcards.game, section="a2c"), sort_keys=True),
+        run=params_json("a2c"),
         env=lambda wildcards: env_id("a2c", wildcards.game),
         out=lambda wildcards, output: str(Path(output.run).parent),
     threads: 1

@@ -76,15 +76,14 @@ def run_dirs(wildcards, input):
     return sorted({str(Path(p).parent) for p in input.run})
 
 
-def params_json(algo):
-    """The run's validated parameters as JSON; a change of them makes Snakemake rerun the job."""
-    return lambda wildcards: json.dumps(run_params(config, wildcards.env, section=algo), sort_keys=True)
-
-
-def atari_params_json(wildcards):
-    """An Atari ES run's validated parameters as JSON (``params_json`` for the Atari grid)."""
-    params = run_params(config, wildcards.game, {"frame_skip": int(wildcards.frame_skip)}, section="atari")
-    return json.dumps(params, sort_keys=True)
+def params_json(section):
+    """A run's validated parameters as JSON, from its wildcards (env or game; frame_skip for the
+    Atari grid); a change of them makes Snakemake rerun the job."""
+    def params(wildcards):
+        key = getattr(wildcards, "game", None) or wildcards.env
+        grid = {"frame_skip": int(wildcards.frame_skip)} if hasattr(wildcards, "frame_skip") else {}
+        return json.dumps(run_params(config, key, grid, section=section), sort_keys=True)
+    return params
 
 
 def all_targets():

@@ -33,7 +33,7 @@ rule es_atari:
     benchmark:
         f"{RESULTS}/benchmarks/es_atari/{{game}}_frameskip{{frame_skip}}_seed{{seed}}.tsv"
     params:
-        run=atari_params_json,
+        run=params_json("atari"),
         env=lambda wildcards: env_id("atari", wildcards.game),
         out=lambda wildcards, output: str(Path(output.run).parent),
     threads: 2

@@ -14,7 +14,7 @@ rule scaling_run:
     benchmark:
         f"{RESULTS}/benchmarks/scaling_run/{{env}}_workers{{workers}}_seed{{seed}}.tsv"
     params:
-        run=lambda wildcards: json.dumps(run_params(config, wildcards.env, section="scaling"), sort_keys=True),
+        run=params_json("scaling"),
         out=lambda wildcards, output: str(Path(output.run).parent),
     threads: lambda wildcards: int(wildcards.workers)
     shell:

@@ -12,9 +12,11 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from esrepro.baselines.a2c import PARAMS_SCHEMA, build, make_training_env, train_a2c, wrap_training_env
+from esrepro.baselines.a2c import build, make_training_env, train_a2c, wrap_training_env
 from esrepro.baselines.common import final_timesteps
-from esrepro.config import ConfigError, validate_params
+from esrepro.config import PARAMS_SCHEMAS, ConfigError, validate_params
+
+PARAMS_SCHEMA = PARAMS_SCHEMAS["a2c"]
 from esrepro.progress import SHARED_COLUMNS
 
 ENV = "ALE/Pong-v5"

@@ -11,7 +11,16 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
-from esrepro.baselines.trpo import PARAMS_SCHEMA, eval_seed, final_timesteps, train_trpo, validate_params
+from esrepro import config
+from esrepro.baselines.common import eval_seed, final_timesteps
+from esrepro.baselines.trpo import train_trpo
+
+PARAMS_SCHEMA = config.PARAMS_SCHEMAS["trpo"]
+
+
+def validate_params(params):
+    return config.validate_params(params, "trpo")
+
 
 ENV = "InvertedPendulum-v5"
 #: Not a multiple of n_steps * n_envs = 1024: the run must end at 4096.

@@ -41,9 +41,6 @@ file is written atomically.
 
 from esrepro.atari import FRAME_STACK, make_atari_env  # importing esrepro.atari registers the ALE ids
 from esrepro.baselines.common import Setup, train_baseline
-from esrepro.config import PARAMS_SCHEMAS
-
-PARAMS_SCHEMA = PARAMS_SCHEMAS["a2c"]
 
 
 def check_emulator_frameskip(env) -> None:

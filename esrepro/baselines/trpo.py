@@ -25,25 +25,8 @@ Outputs in ``out_dir``: ``progress.csv`` (the suite's shared columns first), ``p
 model), ``vecnormalize.pkl`` (when ``normalize``), ``run.json``. Every file is written atomically.
 """
 
-from esrepro import config
 from esrepro.atomic import atomic_output
-from esrepro.baselines.common import Setup, eval_seed, final_timesteps, train_baseline
-from esrepro.config import PARAMS_SCHEMAS
-
-__all__ = ["PARAMS_SCHEMA", "build", "eval_seed", "final_timesteps", "train_trpo", "validate_params"]
-
-PARAMS_SCHEMA = PARAMS_SCHEMAS["trpo"]
-
-
-def validate_params(params: dict) -> dict:
-    """A copy of ``params`` checked against config/trpo_params.schema.yaml with its defaults filled in.
-
-    Raises
-    ------
-    esrepro.config.ConfigError
-        Naming the key and the value.
-    """
-    return config.validate_params(params, "trpo")
+from esrepro.baselines.common import Setup, train_baseline
 
 
 def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, log=print) -> dict:
@@ -56,7 +39,7 @@ def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, 
         A gymnasium id, e.g. ``"HalfCheetah-v5"``.
     seed : int
         Seeds torch, numpy, Python's ``random``, the training envs (env ``i`` gets ``seed + i`` at
-        its first reset) and the evaluation episodes (:func:`eval_seed`).
+        its first reset) and the evaluation episodes (:func:`esrepro.baselines.common.eval_seed`).
     params : dict
         Run parameters (config/trpo_params.schema.yaml); missing keys get the schema's defaults.
     out_dir, threads, log
