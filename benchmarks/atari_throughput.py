@@ -6,7 +6,7 @@ What is measured (one process, one core, BLAS pools of one thread as in a Dask w
   perturbed parameter vector into the large A3C ``CNNPolicy`` (``set_params``, which computes the
   VBN statistics on the 128-observation reference batch) and run one whole episode of
   ``esrepro.rollout.rollout`` (argmax actions) from a seeded reset.
-* ``env alone``: the same env stack (``esrepro.atari.make_atari_env``: frame_skip 4, up to 30
+* ``env alone``: the same env stack (``esrepro.envs.atari.make_atari_env``: frame_skip 4, up to 30
   no-ops, 84x84 gray, 4 stacked frames) from the same seeded resets, stepped with pre-drawn
   uniformly random actions for as many steps as the ES episode had.
 
@@ -28,8 +28,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from esrepro.atari import atari_env_id, make_atari_env, reference_batch  # noqa: E402
-from esrepro.cnn import CNNPolicy  # noqa: E402
+from esrepro.envs.atari import atari_env_id, make_atari_env, reference_batch  # noqa: E402
+from esrepro.policies.cnn import CNNPolicy  # noqa: E402
 from esrepro.rollout import rollout  # noqa: E402
 
 TARGET = 0.5

@@ -1,4 +1,4 @@
-"""CNN forward time: ``esrepro.cnn.CNNPolicy`` (numpy) versus PyTorch, and versus an Atari env step.
+"""CNN forward time: ``esrepro.policies.cnn.CNNPolicy`` (numpy) versus PyTorch, and versus an Atari env step.
 
 What is measured (one process, BLAS pools and torch of one thread, as in a Dask worker):
 
@@ -12,7 +12,7 @@ What is measured (one process, BLAS pools and torch of one thread, as in a Dask 
 * ``numpy large (k=K)``: ``act`` on K observations with K parameter vectors loaded, per row.
 * ``set_params``: loading one parameter vector, which passes the reference batch (``--ref-size``
   observations) through the network for the VBN statistics.
-* ``Pong env.step``: ``esrepro.atari.make_atari_env("ALE/Pong-v5", frame_skip=4)`` stepped with
+* ``Pong env.step``: ``esrepro.envs.atari.make_atari_env("ALE/Pong-v5", frame_skip=4)`` stepped with
   pre-drawn uniform random actions (reset when an episode ends).
 
 Each round times every variant once (order rotated between rounds) so load changes on a shared
@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from esrepro.atari import make_atari_env, reference_batch  # noqa: E402
-from esrepro.cnn import VBN_EPS, CNNPolicy  # noqa: E402
+from esrepro.envs.atari import make_atari_env, reference_batch  # noqa: E402
+from esrepro.policies.cnn import VBN_EPS, CNNPolicy  # noqa: E402
 
 TARGET_MS = 0.7
 GAME = "ALE/Pong-v5"

@@ -7,7 +7,7 @@ What is measured (one process, one core, BLAS pools of one thread as in a Dask w
   with arbitrary float32 mean/std arrays -- what a Dask worker does per training episode.
 * ``raw (random)``: ``env.reset(seed)`` then ``env.step`` with pre-drawn uniform random float32
   actions (drawn before timing, so the loop measures ``env.step`` and not the sampler), on an env
-  made the same way (``esrepro.envs.make_env``). The target is stated against this baseline.
+  made the same way (``esrepro.envs.mujoco.make_env``). The target is stated against this baseline.
 * ``raw (replay)``: ``env.step`` replaying, from the same reset seeds, the very actions the policy
   took in its rollouts, so the simulator does exactly the same work as in ``rollout``. MuJoCo's
   cost per step depends on the state (contacts): a cheetah driven by the near-zero normc policy
@@ -38,9 +38,9 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from esrepro.envs import make_env  # noqa: E402
+from esrepro.envs.mujoco import make_env  # noqa: E402
 from esrepro.es.obstat import normalize  # noqa: E402
-from esrepro.policies import MLPPolicy  # noqa: E402
+from esrepro.policies.mlp import MLPPolicy  # noqa: E402
 from esrepro.rollout import rollout, rollouts  # noqa: E402
 
 TARGET = 0.9

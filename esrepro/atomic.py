@@ -1,5 +1,5 @@
 """Atomic file writes: write a temporary file in the target's directory, then ``os.replace``, so a
-reader never sees a half-written result (DESIGN.md, Results)."""
+reader never sees a half-written result (docs/design.md, Results)."""
 
 import contextlib
 import json

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from esrepro.atomic import write_json, write_npz
+from esrepro.errors import InputError
 
 #: Keys of the run parameters that may change between a checkpoint and its resumption: the budget,
 #: the stopping target, and the communication mode (results do not depend on it).
 BUDGET_KEYS = ("iterations", "timesteps", "target_return", "communication")
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(InputError):
     """A checkpoint that belongs to another run configuration."""
 
 

@@ -6,8 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from esrepro.checkpoint import CheckpointMismatch
 from esrepro.config import ConfigError, apply_schema, load_config, run_params
+from esrepro.errors import InputError
 
 
 def _cores() -> int:
@@ -16,7 +16,7 @@ def _cores() -> int:
 
 def _run_setup(args, algo: str):
     """(validated run parameters, output directory) of a ``train``/``trpo``/``a2c`` invocation."""
-    from esrepro.atari import game_name, is_atari
+    from esrepro.envs.atari import game_name, is_atari
     from esrepro.config import env_id
     atari = is_atari(args.env)
     section = {"es": "atari", "a2c": "a2c"}.get(algo) if atari else {"es": "es", "trpo": "trpo"}.get(algo)
@@ -203,6 +203,6 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CheckpointMismatch, FileNotFoundError) as e:
+    except (InputError, FileNotFoundError) as e:
         print(f"esrepro: error: {e}", file=sys.stderr)
         return 2

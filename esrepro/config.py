@@ -11,7 +11,8 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from esrepro.envs import check_env_id
+from esrepro.envs.mujoco import check_env_id
+from esrepro.errors import InputError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SCHEMA = CONFIG_DIR / "schema.yaml"
@@ -25,7 +26,7 @@ SECTIONS = {"es": ("es", "envs"), "trpo": ("trpo", "envs"), "atari": ("es", "gam
 ATARI_ONLY = ("frame_skip", "noop_max", "network", "vbn_batch_size")
 MUJOCO_ONLY = ("hidden", "action_bins", "obs_norm_prob", "action_noise_std")
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """Invalid configuration; the message names the key and the value."""
 
 
@@ -93,7 +94,7 @@ def env_id(section: str, key: str) -> str:
     ConfigError
         If gymnasium does not know the env or game (close matches named).
     """
-    from esrepro.atari import atari_env_id, is_atari
+    from esrepro.envs.atari import atari_env_id, is_atari
     try:
         if SECTIONS[section][1] == "games":
             return atari_env_id(key)

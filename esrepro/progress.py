@@ -1,6 +1,6 @@
 """progress.csv: one row per iteration (ES) or evaluation point (baselines), written by every
 algorithm with the same leading columns so aggregation never branches on the algorithm
-(DESIGN.md, Data flow)."""
+(docs/design.md, Data flow)."""
 
 import pandas as pd
 

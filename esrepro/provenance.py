@@ -1,4 +1,4 @@
-"""Where and with what a run was made, for run.json (DESIGN.md, Data flow)."""
+"""Where and with what a run was made, for run.json (docs/design.md, Data flow)."""
 
 import datetime
 import os

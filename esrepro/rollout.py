@@ -1,5 +1,5 @@
 """One episode of a policy: a pure function of (parameters, env seed, observation statistics,
-action-noise stream), so any worker can run any rollout (DESIGN.md, determinism contract)."""
+action-noise stream), so any worker can run any rollout (docs/design.md, determinism contract)."""
 
 from dataclasses import dataclass
 

@@ -67,7 +67,7 @@ class Trainer:
         env = make_run_env(self.spec)
         self.reference = None
         if self.spec.atari:  # collected once per run, the same on every worker
-            from esrepro.atari import reference_batch
+            from esrepro.envs.atari import reference_batch
             self.reference = reference_batch(env_id, self.spec.frame_skip, self.spec.noop_max,
                                              params["vbn_batch_size"], seed)
         self.policy = build_policy(self.spec, env, self.reference)

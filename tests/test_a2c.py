@@ -75,7 +75,7 @@ def test_same_seed_same_run(run, tmp_path):
 
 def test_guard_against_emulator_frameskip():
     """ALE v5's default emulator frameskip 4 under AtariWrapper's own skip of 4 would be 16 frames
-    per agent step (PAPER.md, known traps)."""
+    per agent step (docs/paper.md, known traps)."""
     env = gym.make(ENV)
     with pytest.raises(ValueError, match="'ALE/Pong-v5' has emulator frameskip=4"):
         wrap_training_env(env)

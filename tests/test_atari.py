@@ -1,4 +1,4 @@
-"""Tests of the Atari env stack and the VBN reference batch (esrepro.atari), on real ALE games.
+"""Tests of the Atari env stack and the VBN reference batch (esrepro.envs.atari), on real ALE games.
 
 Emulator frames are counted with the ALE's own episode frame counter; rewards and lives come from
 real play with seeded random actions.
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from esrepro.atari import atari_env_id, game_name, is_atari, make_atari_env, reference_batch
+from esrepro.envs.atari import atari_env_id, game_name, is_atari, make_atari_env, reference_batch
 
 PONG = "ALE/Pong-v5"
 REFERENCE = Path(__file__).resolve().parent.parent / "paper" / "reference"

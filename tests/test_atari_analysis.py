@@ -13,7 +13,7 @@ from esrepro.analysis.atari import (ATARI_COLUMNS, META_COLUMNS, atari_table,
                                     compare_scores, count_better_worse, plot_frameskip,
                                     write_atari_table)
 from esrepro.analysis.runs import load_runs
-from esrepro.atari import game_name
+from esrepro.envs.atari import game_name
 from esrepro.atomic import write_json
 from esrepro.progress import write_progress
 

@@ -1,9 +1,9 @@
-"""Tests of the A3C CNN with virtual batch normalization (esrepro.cnn).
+"""Tests of the A3C CNN with virtual batch normalization (esrepro.policies.cnn).
 
 The expected logits come from an independent PyTorch implementation in float64 written from the
 documented parameter layout (weights HWIO / (in, out), the dense inputs in (h, w, c) order, then
 gamma and beta, or the output bias), with the VBN statistics computed by torch over the reference
-batch. Observations are real Pong frames (``esrepro.atari.reference_batch``).
+batch. Observations are real Pong frames (``esrepro.envs.atari.reference_batch``).
 """
 
 import numpy as np
@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from esrepro.atari import reference_batch
-from esrepro.cnn import VBN_EPS, CNNPolicy
+from esrepro.envs.atari import reference_batch
+from esrepro.policies.cnn import VBN_EPS, CNNPolicy
 
 N_ACTIONS = 6
 

@@ -2,7 +2,7 @@
 statistics and the OpenAI-ES strategy (ask / gradient / tell).
 
 Every expected value is computed independently in the test (by hand, or by an explicit float64
-loop written out from the paper / reference-code formulas in shared PAPER.md), never by
+loop written out from the paper / reference-code formulas in docs/paper.md), never by
 re-running the function under test.
 """
 

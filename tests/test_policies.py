@@ -1,5 +1,5 @@
-"""Tests of the MLP policy (esrepro.policies), rollouts on real MuJoCo (esrepro.rollout) and env
-construction (esrepro.envs).
+"""Tests of the MLP policy (esrepro.policies.mlp), rollouts on real MuJoCo (esrepro.rollout) and env
+construction (esrepro.envs.mujoco).
 
 Expected values come from a manual numpy forward pass written out in the test from the documented
 parameter layout (each layer's weights (in, out) row-major, then its biases), and from stepping an
@@ -10,8 +10,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from esrepro.envs import check_env_id, make_env
-from esrepro.policies import MLPPolicy
+from esrepro.envs.mujoco import check_env_id, make_env
+from esrepro.policies.mlp import MLPPolicy
 from esrepro.rollout import rollout
 
 ENV_ID = "InvertedPendulum-v5"

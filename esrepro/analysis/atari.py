@@ -1,7 +1,7 @@
 """Table 2 and Figure 2 of Salimans et al. 2017 (arXiv:1703.03864): ES on Atari beside the
 published DQN, A3C FF (1 day), ES FF (1 hour) and A2C FF scores, and ES's frame-skip invariance.
 
-Definitions (PAPER.md, "How the tables are defined" and "The experiment grid"; paper §4.2 and §4.4):
+Definitions (docs/paper.md, "How the tables are defined" and "The experiment grid"; paper §4.2 and §4.4):
 
 - A run's final score is ``eval_return_mean`` of its last evaluated progress row: the mean over
   ``eval_episodes`` deterministic episodes of the unperturbed policy, each starting with up to 30
@@ -11,7 +11,7 @@ Definitions (PAPER.md, "How the tables are defined" and "The experiment grid"; p
 - Higher scores are better in every ALE game (Skiing's are negative). "Better than A3C" compares a
   score with the published A3C FF 1 day score of the same game; equal scores are ties.
 - The published DQN and A3C columns use the human-starts protocol of Mnih et al. 2016, ES and A2C up
-  to 30 random no-ops: the paper compares them without saying so (PAPER.md).
+  to 30 random no-ops: the paper compares them without saying so (docs/paper.md).
 """
 
 from collections.abc import Iterable, Sequence
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from esrepro.analysis.runs import load_runs
 from esrepro.analysis.tables import latex_table, markdown_table, write_table_files
-from esrepro.atari import game_name
+from esrepro.envs.atari import game_name
 from esrepro.atomic import atomic_output
 
 ES_ALGO, A2C_ALGO = "es", "a2c"
@@ -320,7 +320,7 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
     run_dirs : iterable of Path or str
         Run directories; only ES runs of `game` are drawn, others are ignored.
     game : str
-        ALE game name, e.g. ``"Pong"`` (see :func:`esrepro.atari.game_name`).
+        ALE game name, e.g. ``"Pong"`` (see :func:`esrepro.envs.atari.game_name`).
     out_paths : iterable of Path or str
         Files to write the same figure to; the format follows the suffix (``.png`` at 150 dpi,
         ``.pdf``, ...). Each is written atomically; parent directories are created.

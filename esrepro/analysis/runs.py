@@ -1,6 +1,6 @@
 """Load finished runs into one long table and resample their learning curves onto common grids.
 
-Every algorithm writes the same shared ``progress.csv`` columns (DESIGN.md, data flow), so nothing
+Every algorithm writes the same shared ``progress.csv`` columns (docs/design.md, data flow), so nothing
 here branches on the algorithm. Curves of different seeds are sampled at different x values (an ES
 iteration uses a variable number of timesteps), so they are compared on a common grid by step
 interpolation: the value a run had reached at or before each grid point.

@@ -1,7 +1,7 @@
 """Figure 1 of Salimans et al. 2017 (arXiv:1703.03864, §4.3): wall-clock time for ES to reach a
 target score on 3D Humanoid against the number of CPU cores, median over repeats, log-log.
 
-Definitions (PAPER.md, claim 4 and "The experiment grid"):
+Definitions (docs/paper.md, claim 4 and "The experiment grid"):
 
 - A run's *time to target* is the cumulative ``wall_time_s`` of its first progress row whose
   ``eval_return_mean`` (deterministic evaluation of the unperturbed policy) is at least the run's

@@ -1,6 +1,6 @@
 """Tables 1 and 3 of Salimans et al. 2017 (arXiv:1703.03864): ES vs TRPO data efficiency on MuJoCo.
 
-Definitions (PAPER.md, "How the tables are defined"; paper Tables 1 and 3):
+Definitions (docs/paper.md, "How the tables are defined"; paper Tables 1 and 3):
 
 - Curves are means over seeds of the deterministic evaluation return (``eval_return_mean``)
   against environment timesteps, one mean curve per (algorithm, environment).
@@ -140,7 +140,7 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
     covers. With ``initial`` the TRPO mean curve at its first point and ``final`` the TRPO mean
     curve at `budget_timesteps` (the last point at or before it; default: TRPO's last commonly
     covered point), the level ``p`` has target score ``initial + p / 100 * (final - initial)``
-    (exactly ``final`` for p = 100; PAPER.md, "How the tables are defined"). TRPO's timesteps are
+    (exactly ``final`` for p = 100; docs/paper.md, "How the tables are defined"). TRPO's timesteps are
     the first reach of the target on its mean curve up to the budget, ES's the first reach on its
     whole mean curve (ES may need more than the budget, as in paper Table 3).
 

@@ -23,7 +23,7 @@ Provenance
   with max-pooling, life loss ends an episode, FIRE at reset, 84x84 gray, rewards clipped to their
   sign), ``VecFrameStack(4)``; SB3 transposes the stack to channels-first for the CNN.
 - Evaluation env (the paper's Atari protocol, section 4.2 and the ES runs of this suite):
-  :func:`esrepro.atari.make_atari_env`: the same frame skip, 84x84 gray and 4-frame stack, up to
+  :func:`esrepro.envs.atari.make_atari_env`: the same frame skip, 84x84 gray and 4-frame stack, up to
   ``noop_max`` random no-ops, unclipped rewards, a whole game (no life-loss terminal). The policy
   acts deterministically (most probable action). Its gray frames (ALE's grayscale) match the
   training frames (OpenCV's RGB->gray) to within rounding, and the stack order is the same
@@ -39,7 +39,7 @@ length_mean, updates, eval_time_s, frames``), ``policy.zip`` (SB3 model), ``run.
 file is written atomically.
 """
 
-from esrepro.atari import FRAME_STACK, make_atari_env  # importing esrepro.atari registers the ALE ids
+from esrepro.envs.atari import FRAME_STACK, make_atari_env  # importing esrepro.atari registers the ALE ids
 from esrepro.baselines.common import Setup, train_baseline
 
 
@@ -47,7 +47,7 @@ def check_emulator_frameskip(env) -> None:
     """Raise ValueError unless the ALE emulator under ``env`` skips no frames (``frameskip=1``).
 
     SB3's AtariWrapper repeats each action ``frame_skip`` times itself; on an ALE v5 env with its
-    default emulator frameskip 4 every agent step would silently be 4 * 4 = 16 frames (PAPER.md,
+    default emulator frameskip 4 every agent step would silently be 4 * 4 = 16 frames (docs/paper.md,
     known traps). Checked like gymnasium's AtariPreprocessing (``env.unwrapped._frameskip``).
     """
     frameskip = getattr(env.unwrapped, "_frameskip", None)
@@ -89,7 +89,7 @@ def make_training_env(env_id: str, seed: int, params: dict):
 
 def build(env_id: str, seed: int, params: dict) -> Setup:
     """The untrained A2C model on its training VecEnv (:func:`make_training_env`) and the evaluation
-    env (:func:`esrepro.atari.make_atari_env`), for validated ``params``.
+    env (:func:`esrepro.envs.atari.make_atari_env`), for validated ``params``.
 
     Raises
     ------

@@ -1,7 +1,7 @@
 """What the Stable-Baselines3 baselines (TRPO, A2C) share: one run's driver, which trains an SB3
 model, evaluates its deterministic policy every ``eval_every_timesteps`` and writes
 ``progress.csv`` (the suite's shared columns, esrepro/progress.py) and ``run.json``
-(esrepro/provenance.py) in the same format for every algorithm (DESIGN.md, Data flow).
+(esrepro/provenance.py) in the same format for every algorithm (docs/design.md, Data flow).
 
 The evaluation protocol is ours (the paper does not describe its baselines' evaluation): the
 deterministic action (the mean, or the most probable discrete action), unnormalized rewards,
@@ -224,7 +224,7 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
     """
     import torch
 
-    from esrepro.envs import check_env_id
+    from esrepro.envs.mujoco import check_env_id
 
     started = time.time()
     t_setup = time.perf_counter()

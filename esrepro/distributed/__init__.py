@@ -1,1 +1,1 @@
-"""Spreading ES rollouts over a Dask cluster (DESIGN.md, Distribution)."""
+"""Spreading ES rollouts over a Dask cluster (docs/design.md, Distribution)."""

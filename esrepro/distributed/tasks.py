@@ -1,7 +1,7 @@
 """What runs on the Dask workers: chunks of antithetic pairs and evaluation episodes.
 
 Tasks carry only integers and a small ``RunSpec``. The parameters reach a worker in one of two
-ways (the run's ``communication`` setting, DESIGN.md; paper Algorithm 2):
+ways (the run's ``communication`` setting, docs/design.md; paper Algorithm 2):
 
 - ``broadcast``: a payload ``(theta, obs_mean, obs_std)`` scattered to every worker once per
   version, as the reference code does;
@@ -77,11 +77,11 @@ class NoiseTablePlugin(WorkerPlugin):
 
 
 def make_run_env(spec: RunSpec):
-    """The env of a run: the Atari stack (``esrepro.atari.make_atari_env``) or a MuJoCo env."""
+    """The env of a run: the Atari stack (``esrepro.envs.atari.make_atari_env``) or a MuJoCo env."""
     if spec.atari:
-        from esrepro.atari import make_atari_env
+        from esrepro.envs.atari import make_atari_env
         return make_atari_env(spec.env_id, spec.frame_skip, spec.noop_max, spec.max_episode_steps)
-    from esrepro.envs import make_env
+    from esrepro.envs.mujoco import make_env
     return make_env(spec.env_id, spec.max_episode_steps)
 
 
@@ -89,9 +89,9 @@ def build_policy(spec: RunSpec, env, reference=None):
     """The policy network of ``spec`` for ``env``'s spaces: the A3C CNN with virtual batch
     normalization over ``reference`` (uint8 (n, 4, 84, 84)) for Atari, the tanh MLP for MuJoCo."""
     if spec.atari:
-        from esrepro.cnn import CNNPolicy
+        from esrepro.policies.cnn import CNNPolicy
         return CNNPolicy(env.action_space.n, spec.network, reference)
-    from esrepro.policies import MLPPolicy
+    from esrepro.policies.mlp import MLPPolicy
     space = env.action_space
     return MLPPolicy(env.observation_space.shape[0], space.low, space.high, spec.hidden, spec.action_bins)
 

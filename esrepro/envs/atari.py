@@ -5,7 +5,7 @@ The wrapper stack of ``make_atari_env``, innermost first:
 
 1. ``gym.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=0.0)``: the emulator skips
    no frames and has no sticky actions (v5 defaults to frame-skip 4 and sticky actions 0.25; the
-   paper follows A3C's deterministic emulator, PAPER.md "Known traps"). Minimal action set. v5's
+   paper follows A3C's deterministic emulator, docs/paper.md "Known traps"). Minimal action set. v5's
    cap of 108,000 emulator frames per episode (30 minutes of play) stays, whatever the frame_skip.
 2. ``StartStateReset``: a seeded reset restores a saved start state instead of reloading the ROM
    (our addition, for speed; see its docstring).
@@ -30,7 +30,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
-from esrepro.envs import check_env_id
+from esrepro.envs.mujoco import check_env_id
 
 gym.register_envs(ale_py)
 
@@ -127,7 +127,7 @@ def make_atari_env(env_id: str, frame_skip: int = 4, noop_max: int = 30,
     gymnasium.Env
         Observations uint8 (4, 84, 84); Discrete actions (the game's minimal action set); raw
         (unclipped) rewards. Seeded by ``reset(seed=...)``: the episode is then a deterministic
-        function of the actions. The passive env checker is off (as in ``esrepro.envs``).
+        function of the actions. The passive env checker is off (as in ``esrepro.envs.mujoco``).
 
     Raises
     ------

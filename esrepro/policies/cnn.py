@@ -168,7 +168,7 @@ class CNNPolicy:
         "large" (Nature DQN: 1,687,878 parameters for 6 actions; the paper found the larger A3C
         network better on average, and it is the config default) or "small" (A3C small).
     reference_batch : ndarray of uint8, shape (n, 4, 84, 84), n >= 2
-        The VBN reference batch (``esrepro.atari.reference_batch``); kept (as float32 blocks,
+        The VBN reference batch (``esrepro.envs.atari.reference_batch``); kept (as float32 blocks,
         n x 113 KB).
 
     Attributes
