@@ -1,5 +1,5 @@
-# Aggregation: read only progress.csv and run.json of the runs, write paper/tables and
-# paper/figures.
+# Aggregation: read only progress.csv and run.json of the runs, write this grid's tables and
+# figures under PAPER/tables and PAPER/figures (paper_dir in the config).
 
 
 rule es_mujoco_summary:
@@ -8,13 +8,23 @@ rule es_mujoco_summary:
         run=es_runs("run.json"),
         reference=REFERENCE / "table3_mujoco_detail.csv",
     output:
-        csv=report("paper/tables/es_mujoco_summary.csv", category="ES on MuJoCo", labels={"type": "table", "format": "csv"}),
-        md=report("paper/tables/es_mujoco_summary.md", category="ES on MuJoCo", labels={"type": "table", "format": "markdown"}),
+        table=paper_files(
+            "tables",
+            "es_mujoco_summary",
+            ["csv", "md"],
+            "ES on MuJoCo",
+            "../report/es_mujoco_summary.rst",
+            type="table",
+        ),
+    log:
+        f"{LOGS}/es_mujoco_summary.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} summary --runs {params.runs} --reference {input.reference}"
-        " --csv {output.csv} --md {output.md}"
+        "python -m esrepro summary --runs {params.runs} --reference {input.reference} --out {output.table}"
+        " > {log} 2>&1"
 
 
 rule es_mujoco_curves:
@@ -22,55 +32,59 @@ rule es_mujoco_curves:
         progress=es_runs("progress.csv"),
         run=es_runs("run.json"),
     output:
-        report(
-            "paper/figures/es_mujoco_curves.png",
-            caption="../report/es_mujoco_curves.rst",
-            category="ES on MuJoCo",
-            labels={"type": "figure"},
+        figure=paper_files(
+            "figures", "es_mujoco_curves", ["png"], "ES on MuJoCo", "../report/es_mujoco_curves.rst", type="figure"
         ),
+    log:
+        f"{LOGS}/es_mujoco_curves.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} curves --runs {params.runs} --out {output}"
+        "python -m esrepro curves --runs {params.runs} --out {output.figure} > {log} 2>&1"
 
 
 rule mujoco_tables:
     input:
-        progress=compared_runs("progress.csv"),
-        run=compared_runs("run.json"),
+        progress=es_runs("progress.csv", COMPARED_ENVS) + trpo_runs("progress.csv", COMPARED_ENVS),
+        run=es_runs("run.json", COMPARED_ENVS) + trpo_runs("run.json", COMPARED_ENVS),
         paper_table1=REFERENCE / "table1_mujoco_ratios.csv",
         paper_table3=REFERENCE / "table3_mujoco_detail.csv",
     output:
-        [
-            report(f"paper/tables/{table}.{ext}", category="ES vs TRPO", labels={"type": table, "format": ext})
-            for table in ("table1", "table3")
-            for ext in ("csv", "md", "tex")
-        ],
+        table1=paper_files(
+            "tables", "table1", ["csv", "md", "tex"], "ES vs TRPO", "../report/mujoco_tables.rst", type="table 1"
+        ),
+        table3=paper_files(
+            "tables", "table3", ["csv", "md", "tex"], "ES vs TRPO", "../report/mujoco_tables.rst", type="table 3"
+        ),
+    log:
+        f"{LOGS}/mujoco_tables.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} tables --runs {params.runs} --paper-table1 {input.paper_table1}"
-        " --paper-table3 {input.paper_table3} --table1 paper/tables/table1 --table3 paper/tables/table3"
+        "python -m esrepro tables --runs {params.runs} --paper-table1 {input.paper_table1}"
+        " --paper-table3 {input.paper_table3} --table1 {output.table1} --table3 {output.table3} > {log} 2>&1"
 
 
 rule es_vs_trpo_curves:
     input:
-        progress=compared_runs("progress.csv"),
-        run=compared_runs("run.json"),
+        progress=rules.mujoco_tables.input.progress,
+        run=rules.mujoco_tables.input.run,
     output:
-        [
-            report(
-                f"paper/figures/es_vs_trpo.{ext}",
-                caption="../report/es_vs_trpo.rst",
-                category="ES vs TRPO",
-                labels={"type": "figure", "format": ext},
-            )
-            for ext in ("png", "pdf")
-        ],
+        figure=paper_files(
+            "figures", "es_vs_trpo", ["png", "pdf"], "ES vs TRPO", "../report/es_vs_trpo.rst", type="figure"
+        ),
+    log:
+        f"{LOGS}/es_vs_trpo_curves.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} curves --runs {params.runs} --out {output}"
+        "python -m esrepro curves --runs {params.runs} --out {output.figure} > {log} 2>&1"
 
 
 rule atari_table:
@@ -80,53 +94,55 @@ rule atari_table:
         es_a3c=REFERENCE / "atari_es_vs_a3c.csv",
         a2c=REFERENCE / "atari_hyperneat_a2c.csv",
     output:
-        [
-            report(f"paper/tables/atari.{ext}", caption="../report/atari_table.rst", category="ES on Atari",
-                   labels={"type": "table 2", "format": ext})
-            for ext in ("csv", "md", "tex")
-        ],
+        table=paper_files(
+            "tables", "atari", ["csv", "md", "tex"], "ES on Atari", "../report/atari_table.rst", type="table 2"
+        ),
+    log:
+        f"{LOGS}/atari_table.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} atari-table --runs {params.runs} --reference-es-a3c {input.es_a3c}"
-        " --reference-a2c {input.a2c} --out paper/tables/atari"
+        "python -m esrepro atari-table --runs {params.runs} --reference-es-a3c {input.es_a3c}"
+        " --reference-a2c {input.a2c} --out {output.table} > {log} 2>&1"
 
 
 rule fig2_frameskip:
     input:
-        progress=atari_runs("progress.csv", games=FRAMESKIP and FRAMESKIP["games"]),
-        run=atari_runs("run.json", games=FRAMESKIP and FRAMESKIP["games"]),
+        progress=atari_runs("progress.csv", games=FRAMESKIP_GAMES),
+        run=atari_runs("run.json", games=FRAMESKIP_GAMES),
     output:
-        [
-            report(f"paper/figures/fig2_frameskip.{ext}", caption="../report/fig2_frameskip.rst",
-                   category="ES on Atari", labels={"type": "figure 2", "format": ext})
-            for ext in ("png", "pdf")
-        ],
+        figure=paper_files(
+            "figures", "fig2_frameskip", ["png", "pdf"], "ES on Atari", "../report/fig2_frameskip.rst", type="figure 2"
+        ),
+    log:
+        f"{LOGS}/fig2_frameskip.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
-        game=FRAMESKIP and FRAMESKIP["games"][0],
+        game=FRAMESKIP_GAMES[:1],
     shell:
-        "{ESREPRO} frameskip-figure --runs {params.runs} --game {params.game} --out {output}"
+        "python -m esrepro frameskip-figure --runs {params.runs} --game {params.game} --out {output.figure} > {log} 2>&1"
 
 
 rule fig1_scaling:
     input:
-        progress=scaling_runs("progress.csv") if SCALING else [],
-        run=scaling_runs("run.json") if SCALING else [],
+        progress=scaling_runs("progress.csv"),
+        run=scaling_runs("run.json"),
         reference=REFERENCE / "scaling_humanoid.csv",
     output:
-        table=[
-            report(f"paper/tables/scaling.{ext}", caption="../report/scaling_table.rst", category="Scaling",
-                   labels={"type": "table", "format": ext})
-            for ext in ("csv", "md")
-        ],
-        figure=[
-            report(f"paper/figures/fig1_scaling.{ext}", caption="../report/fig1_scaling.rst", category="Scaling",
-                   labels={"type": "figure 1", "format": ext})
-            for ext in ("png", "pdf")
-        ],
+        table=paper_files("tables", "scaling", ["csv", "md"], "Scaling", "../report/scaling_table.rst", type="table"),
+        figure=paper_files(
+            "figures", "fig1_scaling", ["png", "pdf"], "Scaling", "../report/fig1_scaling.rst", type="figure 1"
+        ),
+    log:
+        f"{LOGS}/fig1_scaling.log",
+    conda:
+        "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
     shell:
-        "{ESREPRO} scaling --runs {params.runs} --reference {input.reference} --table paper/tables/scaling"
-        " --figure {output.figure}"
+        "python -m esrepro scaling --runs {params.runs} --reference {input.reference} --table {output.table}"
+        " --figure {output.figure} > {log} 2>&1"

@@ -11,12 +11,14 @@ rule trpo_train:
         f"{RESULTS}/trpo/{{env}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/trpo_train/{{env}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/baselines.yaml"
+    threads: 1
     params:
         run=params_json("trpo"),
-        out=lambda wildcards: run_dir("trpo", wildcards.env, wildcards.seed),
-    threads: 1
+        out=run_dir,
     shell:
-        "{ESREPRO} trpo --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
+        "python -m esrepro trpo --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
         " --threads {threads} --out {params.out} 2>&1 | tee {log}"
 
 
@@ -29,11 +31,13 @@ rule a2c_train:
         f"{RESULTS}/a2c/{{game}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/a2c_train/{{game}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/baselines.yaml"
+    threads: 1
     params:
         run=params_json("a2c"),
         env=lambda wildcards: env_id("a2c", wildcards.game),
-        out=lambda wildcards, output: str(Path(output.run).parent),
-    threads: 1
+        out=run_dir,
     shell:
-        "{ESREPRO} a2c --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
+        "python -m esrepro a2c --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
         " --threads {threads} --out {params.out} 2>&1 | tee {log}"

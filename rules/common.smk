@@ -1,8 +1,12 @@
-# The experiment grid -> targets. The config is validated here, before any job starts, with
-# Snakemake's own schema validation (esrepro.config wraps it to give one line per error).
+# The experiment grid -> run files and output folders. The config is validated here, before any
+# job starts, with Snakemake's own schema validation (esrepro.config wraps it to give one line per
+# error).
 import json
+import shlex
 import sys
 from pathlib import Path
+
+from snakemake.settings.types import DeploymentMethod
 
 from esrepro.config import ConfigError, env_id, run_keys, run_params, validate_config
 
@@ -11,23 +15,31 @@ try:
 except ConfigError as e:
     sys.exit(f"esrepro: error: {e}")
 
+# Runs go under RESULTS; this grid's tables and figures under PAPER (config/schema.yaml).
 RESULTS = config["results_dir"]
+PAPER = config["paper_dir"]
+LOGS = f"{RESULTS}/logs"
+REFERENCE = Path(workflow.basedir) / "paper" / "reference"
+
+# Rules run `python -m esrepro`. With --sdm conda that is the rule's environment (envs/), which
+# holds the dependencies and reads the package from this checkout; otherwise it is the interpreter
+# that runs Snakemake (no reliance on an activated venv).
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}; ")
+else:
+    shell.prefix(f'set -euo pipefail; export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PATH"; ')
+
 ES_ENVS = list(config.get("es", {}).get("envs", {}))
 ES_SEEDS = config.get("es", {}).get("seeds", [])
 TRPO_ENVS = list(config.get("trpo", {}).get("envs", {}))
 TRPO_SEEDS = config.get("trpo", {}).get("seeds", [])
 # Envs with both ES and TRPO runs: the rows of Table 1 and Table 3.
 COMPARED_ENVS = [env for env in ES_ENVS if env in TRPO_ENVS]
-# The interpreter that runs Snakemake runs the package too (no reliance on an activated venv).
-ESREPRO = f"{sys.executable} -m esrepro"
-REFERENCE = Path(workflow.basedir) / "paper" / "reference"
-
-
 # ES on Atari: (game, frame_skip) of every run; Table 2 reads the frame_skip 4 runs, Figure 2 the
 # frame-skip grid's game at every frame_skip.
 ATARI_RUNS = [(game, grid["frame_skip"]) for game, grid in run_keys(config, "atari")] if "atari" in config else []
 ATARI_SEEDS = config.get("atari", {}).get("seeds", [])
-FRAMESKIP = config.get("atari", {}).get("frameskip")
+FRAMESKIP_GAMES = config.get("atari", {}).get("frameskip", {}).get("games", [])
 A2C_GAMES = list(config.get("a2c", {}).get("games", {}))
 A2C_SEEDS = config.get("a2c", {}).get("seeds", [])
 SCALING = config.get("scaling")
@@ -41,34 +53,44 @@ wildcard_constraints:
     workers=r"\d+",
 
 
-def run_dir(algo, env, seed):
-    return f"{RESULTS}/{algo}/{env}/seed{seed}"
+def es_runs(name, envs=None):
+    """One file of every ES MuJoCo run, optionally only of some envs, e.g. es_runs("progress.csv")."""
+    return [f"{RESULTS}/es/{env}/seed{seed}/{name}" for env in (ES_ENVS if envs is None else envs) for seed in ES_SEEDS]
 
 
-def es_runs(name):
-    """One file of every ES run of the grid, e.g. es_runs("progress.csv")."""
-    return [f"{run_dir('es', env, seed)}/{name}" for env in ES_ENVS for seed in ES_SEEDS]
-
-
-def compared_runs(name):
-    """One file of every ES and TRPO run of the envs both algorithms run."""
-    return [f"{run_dir(algo, env, seed)}/{name}" for algo, seeds in (("es", ES_SEEDS), ("trpo", TRPO_SEEDS))
-            for env in COMPARED_ENVS for seed in seeds]
+def trpo_runs(name, envs=None):
+    """One file of every TRPO run, optionally only of some envs."""
+    return [
+        f"{RESULTS}/trpo/{env}/seed{seed}/{name}"
+        for env in (TRPO_ENVS if envs is None else envs)
+        for seed in TRPO_SEEDS
+    ]
 
 
 def atari_runs(name, games=None, frame_skips=None):
     """One file of every ES Atari run, optionally only of some games and frame_skips."""
-    return [f"{RESULTS}/es/{game}/frameskip{k}/seed{seed}/{name}" for game, k in ATARI_RUNS for seed in ATARI_SEEDS
-            if (games is None or game in games) and (frame_skips is None or k in frame_skips)]
+    return [
+        f"{RESULTS}/es/{game}/frameskip{k}/seed{seed}/{name}"
+        for game, k in ATARI_RUNS
+        for seed in ATARI_SEEDS
+        if (games is None or game in games) and (frame_skips is None or k in frame_skips)
+    ]
 
 
 def a2c_runs(name):
-    return [f"{run_dir('a2c', game, seed)}/{name}" for game in A2C_GAMES for seed in A2C_SEEDS]
+    """One file of every A2C run."""
+    return [f"{RESULTS}/a2c/{game}/seed{seed}/{name}" for game in A2C_GAMES for seed in A2C_SEEDS]
 
 
 def scaling_runs(name):
-    return [f"{RESULTS}/scaling/{SCALING['env']}/workers{w}/seed{seed}/{name}"
-            for w in SCALING["workers"] for seed in range(SCALING["repeats"])]
+    """One file of every scaling run (none without a `scaling` section)."""
+    if not SCALING:
+        return []
+    return [
+        f"{RESULTS}/scaling/{SCALING['env']}/workers{w}/seed{seed}/{name}"
+        for w in SCALING["workers"]
+        for seed in range(SCALING["repeats"])
+    ]
 
 
 def run_dirs(wildcards, input):
@@ -76,29 +98,28 @@ def run_dirs(wildcards, input):
     return sorted({str(Path(p).parent) for p in input.run})
 
 
+def run_dir(wildcards, output):
+    """The directory of a run rule's outputs (its run.json's folder)."""
+    return str(Path(output.run).parent)
+
+
 def params_json(section):
     """A run's validated parameters as JSON, from its wildcards (env or game; frame_skip for the
     Atari grid); a change of them makes Snakemake rerun the job."""
+
     def params(wildcards):
         key = getattr(wildcards, "game", None) or wildcards.env
         grid = {"frame_skip": int(wildcards.frame_skip)} if hasattr(wildcards, "frame_skip") else {}
         return json.dumps(run_params(config, key, grid, section=section), sort_keys=True)
+
     return params
 
 
-def all_targets():
-    targets = []
-    if ES_ENVS:
-        targets += ["paper/tables/es_mujoco_summary.csv", "paper/tables/es_mujoco_summary.md",
-                    "paper/figures/es_mujoco_curves.png"]
-    if COMPARED_ENVS:
-        targets += expand("paper/tables/{table}.{ext}", table=["table1", "table3"], ext=["csv", "md", "tex"])
-        targets += expand("paper/figures/es_vs_trpo.{ext}", ext=["png", "pdf"])
-    if ATARI_RUNS:
-        targets += expand("paper/tables/atari.{ext}", ext=["csv", "md", "tex"])
-    if FRAMESKIP:
-        targets += expand("paper/figures/fig2_frameskip.{ext}", ext=["png", "pdf"])
-    if SCALING:
-        targets += expand("paper/tables/scaling.{ext}", ext=["csv", "md"])
-        targets += expand("paper/figures/fig1_scaling.{ext}", ext=["png", "pdf"])
-    return targets
+def paper_files(folder, name, exts, category, caption=None, **labels):
+    """This grid's files PAPER/<folder>/<name>.<ext>, one per ext, in the report under ``category``
+    (``caption``: a file of report/, relative to rules/)."""
+    files = []
+    for ext in exts:
+        path = f"{PAPER}/{folder}/{name}.{ext}"
+        files.append(report(path, caption=caption, category=category, labels=labels | {"format": ext}))
+    return files

@@ -13,12 +13,14 @@ rule es_train:
         f"{RESULTS}/es/{{env}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/es_train/{{env}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/es.yaml"
+    threads: 2
     params:
         run=params_json("es"),
-        out=lambda wildcards: run_dir("es", wildcards.env, wildcards.seed),
-    threads: 2
+        out=run_dir,
     shell:
-        "{ESREPRO} train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
+        "python -m esrepro train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
         " --workers {threads} --out {params.out} 2>&1 | tee {log}"
 
 
@@ -32,11 +34,13 @@ rule es_atari:
         f"{RESULTS}/es/{{game}}/frameskip{{frame_skip}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/es_atari/{{game}}_frameskip{{frame_skip}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/es.yaml"
+    threads: 2
     params:
         run=params_json("atari"),
         env=lambda wildcards: env_id("atari", wildcards.game),
-        out=lambda wildcards, output: str(Path(output.run).parent),
-    threads: 2
+        out=run_dir,
     shell:
-        "{ESREPRO} train --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
+        "python -m esrepro train --env {params.env} --seed {wildcards.seed} --params {params.run:q}"
         " --workers {threads} --out {params.out} 2>&1 | tee {log}"

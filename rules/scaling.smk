@@ -13,10 +13,12 @@ rule scaling_run:
         f"{RESULTS}/scaling/{{env}}/workers{{workers}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/scaling_run/{{env}}_workers{{workers}}_seed{{seed}}.tsv"
+    conda:
+        "../envs/es.yaml"
+    threads: lambda wildcards: int(wildcards.workers)
     params:
         run=params_json("scaling"),
-        out=lambda wildcards, output: str(Path(output.run).parent),
-    threads: lambda wildcards: int(wildcards.workers)
+        out=run_dir,
     shell:
-        "{ESREPRO} train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
+        "python -m esrepro train --env {wildcards.env} --seed {wildcards.seed} --params {params.run:q}"
         " --workers {wildcards.workers} --out {params.out} 2>&1 | tee {log}"

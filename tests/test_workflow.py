@@ -4,18 +4,26 @@ import json
 import re
 
 import pandas as pd
+import pytest
+import yaml
 
 from conftest import REPO, run_snakemake
 
+SMOKE = REPO / "config" / "smoke.yaml"
+
 
 def test_smoke_workflow_builds_table_and_figure(tmp_path):
-    res = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", cwd=tmp_path)
+    res = run_snakemake("--cores", "2", "--configfile", SMOKE, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    runs = sorted((tmp_path / "results" / "es").glob("*/seed*/run.json"))
+    config = yaml.safe_load(SMOKE.read_text())
+    results, tables, figures = (tmp_path / config["results_dir"], tmp_path / config["paper_dir"] / "tables",
+                                tmp_path / config["paper_dir"] / "figures")
+    assert not (tmp_path / "paper").exists()  # paper/ is the default grid's
+    runs = sorted((results / "es").glob("*/seed*/run.json"))
     assert len(runs) == 4  # 2 MuJoCo envs x 2 seeds
-    assert len(list((tmp_path / "results" / "trpo").glob("*/seed*/run.json"))) == 4
-    table = pd.read_csv(tmp_path / "paper" / "tables" / "es_mujoco_summary.csv").set_index("env")
-    markdown = (tmp_path / "paper" / "tables" / "es_mujoco_summary.md").read_text()
+    assert len(list((results / "trpo").glob("*/seed*/run.json"))) == 4
+    table = pd.read_csv(tables / "es_mujoco_summary.csv").set_index("env")
+    markdown = (tables / "es_mujoco_summary.md").read_text()
     for env in ("InvertedPendulum-v5", "Swimmer-v5"):
         finals = [json.loads(p.read_text())["final_eval_return_mean"] for p in runs if p.parts[-3] == env]
         assert table.loc[env, "final_eval_return_mean"] == pd.Series(finals).mean()
@@ -23,34 +31,43 @@ def test_smoke_workflow_builds_table_and_figure(tmp_path):
         assert f"{pd.Series(finals).mean():.1f}" in markdown
     assert table.loc["InvertedPendulum-v5", "trpo_final_score_paper"] == 1000.0
     for figure in ("es_mujoco_curves.png", "es_vs_trpo.png"):
-        png = (tmp_path / "paper" / "figures" / figure).read_bytes()
+        png = (figures / figure).read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    assert (tmp_path / "paper" / "figures" / "es_vs_trpo.pdf").read_bytes()[:4] == b"%PDF"
-    table3 = pd.read_csv(tmp_path / "paper" / "tables" / "table3.csv")
+    assert (figures / "es_vs_trpo.pdf").read_bytes()[:4] == b"%PDF"
+    table3 = pd.read_csv(tables / "table3.csv")
     assert sorted(set(table3["env"])) == ["InvertedPendulum-v5", "Swimmer-v5"]
     assert sorted(set(table3["progress_pct"])) == [25, 50, 75, 100]
     for name in ("table1", "table3"):
-        assert "InvertedPendulum-v5" in (tmp_path / "paper" / "tables" / f"{name}.md").read_text()
-        assert "\\toprule" in (tmp_path / "paper" / "tables" / f"{name}.tex").read_text()
+        assert "InvertedPendulum-v5" in (tables / f"{name}.md").read_text()
+        assert "\\toprule" in (tables / f"{name}.tex").read_text()
     # Atari: Pong at frame_skip 1 and 4, one A2C run; Table 2 holds Pong (frame_skip 4 run and A2C).
-    atari_runs = sorted((tmp_path / "results" / "es" / "Pong").glob("frameskip*/seed0/run.json"))
+    atari_runs = sorted((results / "es" / "Pong").glob("frameskip*/seed0/run.json"))
     assert [p.parts[-3] for p in atari_runs] == ["frameskip1", "frameskip4"]
     assert [json.loads(p.read_text())["config"]["frame_skip"] for p in atari_runs] == [1, 4]
-    atari = pd.read_csv(tmp_path / "paper" / "tables" / "atari.csv")
+    atari = pd.read_csv(tables / "atari.csv")
     assert list(atari["game"]) == ["Pong"]
     pong_fs4 = json.loads(atari_runs[1].read_text())["final_eval_return_mean"]
     assert atari.loc[0, "es_final_mean"] == pong_fs4
     assert atari.loc[0, "a2c_seeds"] == 1 and pd.notna(atari.loc[0, "a2c_final_mean"])
     # Scaling: InvertedPendulum with 1 and 2 workers, identical learning, the table and Figure 1.
-    scaling = sorted((tmp_path / "results" / "scaling" / "InvertedPendulum-v5").glob("workers*/seed0/progress.csv"))
+    scaling = sorted((results / "scaling" / "InvertedPendulum-v5").glob("workers*/seed0/progress.csv"))
     assert len(scaling) == 2
     curves = [pd.read_csv(p)["eval_return_mean"] for p in scaling]
     pd.testing.assert_series_equal(curves[0], curves[1])
-    assert "paper" in set(pd.read_csv(tmp_path / "paper" / "tables" / "scaling.csv")["source"])
+    # Our rows: one per worker count, each from its one repeat, reached iff its curve reached the target.
+    ours = pd.read_csv(tables / "scaling.csv").query("source == 'ours'")
+    assert list(ours["cpu_cores"]) == [1, 2] and list(ours["repeats"]) == [1, 1]
+    assert set(ours["env"]) == {"InvertedPendulum-v5"} and set(ours["target_return"]) == {20}
+    for (_, row), path in zip(ours.iterrows(), scaling):
+        progress = pd.read_csv(path).sort_values("iteration")
+        at_target = progress[progress["eval_return_mean"] >= 20]
+        assert row["reached"] == int(len(at_target) > 0)
+        minutes = at_target["wall_time_s"].iloc[0] / 60 if len(at_target) else float("nan")
+        assert row["median_minutes"] == pytest.approx(minutes, nan_ok=True, rel=1e-6)
     for figure in ("fig1_scaling", "fig2_frameskip"):
-        assert (tmp_path / "paper" / "figures" / f"{figure}.pdf").read_bytes()[:4] == b"%PDF"
+        assert (figures / f"{figure}.pdf").read_bytes()[:4] == b"%PDF"
     # Nothing left to do: a second invocation plans no job.
-    again = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", "-n", cwd=tmp_path)
+    again = run_snakemake("--cores", "2", "--configfile", SMOKE, "-n", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
