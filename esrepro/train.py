@@ -83,7 +83,11 @@ class Trainer:
         self._last_update: Update | None = None
         self._payload_future = None
         self.ident = checkpoint.identity(env_id, seed, self.policy.num_params, params)
-        saved = checkpoint.load(self.out_dir, self.ident)
+        n, obs = self.policy.num_params, () if self.obstat is None else ("obs_sum", "obs_sumsq")
+        saved = checkpoint.load(
+            self.out_dir, self.ident, shapes={"theta": (n,), "adam_m": (n,), "adam_v": (n,)}
+            | {k: self.obstat.sum.shape for k in obs},
+            counters=("adam_t", "timesteps", "episodes", "wall_time_s", *(("obs_count",) if obs else ())))
         if saved is not None:
             self._restore(*saved)
             self.log(f"resuming {self.out_dir} from iteration {self.iteration}")
