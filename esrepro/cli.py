@@ -74,42 +74,50 @@ def _baseline(args) -> int:
     return 0
 
 
-def _tables(args) -> int:
-    from esrepro.analysis.tables import write_mujoco_tables
-    write_mujoco_tables(args.runs, args.paper_table1, args.paper_table3, args.table1, args.table3,
-                        args.budget_timesteps)
+def _aggregate(write, *args) -> int:
+    """Run one aggregation writer; the runs it leaves out (its UserWarnings) print as one line each,
+    ``esrepro: warning: ...``."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        write(*args)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            print(f"esrepro: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return 0
 
 
 def _summary(args) -> int:
-    from esrepro.analysis.summary import write_summary
-    write_summary(args.runs, args.reference, args.csv, args.md)
-    return 0
+    from esrepro.analysis.mujoco_tasks import write_summary
+    return _aggregate(write_summary, args.runs, args.reference, args.out)
+
+
+def _tables(args) -> int:
+    from esrepro.analysis.mujoco_tasks import write_mujoco_tables
+    return _aggregate(write_mujoco_tables, args.runs, args.paper_table1, args.paper_table3, args.table1,
+                      args.table3, args.budget_timesteps)
 
 
 def _curves(args) -> int:
-    from esrepro.analysis.figures import plot_learning_curves
-    for out in args.out:
-        plot_learning_curves(args.runs, out)
-    return 0
+    from esrepro.analysis.mujoco_tasks import plot_learning_curves
+    return _aggregate(plot_learning_curves, args.runs, args.out)
 
 
 def _atari_table(args) -> int:
-    from esrepro.analysis.atari import write_atari_table
-    write_atari_table(args.runs, args.reference_es_a3c, args.reference_a2c, args.out)
-    return 0
+    from esrepro.analysis.atari_games import write_atari_table
+    return _aggregate(write_atari_table, args.runs, args.reference_es_a3c, args.reference_a2c, args.out)
 
 
 def _frameskip_figure(args) -> int:
-    from esrepro.analysis.atari import plot_frameskip
-    plot_frameskip(args.runs, args.game, args.out)
-    return 0
+    from esrepro.analysis.atari_games import plot_frameskip
+    return _aggregate(plot_frameskip, args.runs, args.game, args.out)
 
 
 def _scaling(args) -> int:
     from esrepro.analysis.scaling import write_scaling
-    write_scaling(args.runs, args.reference, args.table, args.figure)
-    return 0
+    return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure)
 
 
 def _positive(text: str) -> int:
@@ -155,46 +163,47 @@ def parser() -> argparse.ArgumentParser:
     a2c.add_argument("--threads", type=_positive, default=1, help="torch threads (default: %(default)s)")
     a2c.set_defaults(func=_baseline, algo="a2c")
 
-    s = sub.add_parser("summary", help="ES MuJoCo summary table (CSV and Markdown)")
+    tables = "table files: .csv, .md, .tex (format by suffix)"
+    figures = "figure files: .png, .pdf, ... (format by suffix)"
+    s = sub.add_parser("summary", help="ES MuJoCo summary table")
     s.add_argument("--runs", nargs="+", required=True, type=Path, help="run directories")
     s.add_argument("--reference", required=True, type=Path, help="paper/reference/table3_mujoco_detail.csv")
-    s.add_argument("--csv", required=True, type=Path)
-    s.add_argument("--md", required=True, type=Path)
+    s.add_argument("--out", nargs="+", required=True, type=Path, help=tables)
     s.set_defaults(func=_summary)
 
     m = sub.add_parser("tables", help="the paper's Table 1 and Table 3 (ES vs TRPO) from runs of both")
     m.add_argument("--runs", nargs="+", required=True, type=Path, help="ES and TRPO run directories")
     m.add_argument("--paper-table1", required=True, type=Path, help="paper/reference/table1_mujoco_ratios.csv")
     m.add_argument("--paper-table3", required=True, type=Path, help="paper/reference/table3_mujoco_detail.csv")
-    m.add_argument("--table1", required=True, type=Path, help="output prefix (writes .csv, .md, .tex)")
-    m.add_argument("--table3", required=True, type=Path, help="output prefix (writes .csv, .md, .tex)")
+    m.add_argument("--table1", nargs="+", required=True, type=Path, help=tables)
+    m.add_argument("--table3", nargs="+", required=True, type=Path, help=tables)
     m.add_argument("--budget-timesteps", type=int, help="TRPO's final level is taken here (paper: 5000000); "
                                                         "default: the end of its runs")
     m.set_defaults(func=_tables)
 
     c = sub.add_parser("curves", help="learning-curve figure (eval return vs timesteps)")
     c.add_argument("--runs", nargs="+", required=True, type=Path, help="run directories")
-    c.add_argument("--out", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
+    c.add_argument("--out", nargs="+", required=True, type=Path, help=figures)
     c.set_defaults(func=_curves)
 
     a = sub.add_parser("atari-table", help="the paper's Table 2 (Atari) from ES (frame-skip 4) and A2C runs")
     a.add_argument("--runs", nargs="+", required=True, type=Path, help="ES and A2C Atari run directories")
     a.add_argument("--reference-es-a3c", required=True, type=Path, help="paper/reference/atari_es_vs_a3c.csv")
     a.add_argument("--reference-a2c", required=True, type=Path, help="paper/reference/atari_hyperneat_a2c.csv")
-    a.add_argument("--out", required=True, type=Path, help="output prefix (writes .csv, .md, .tex)")
+    a.add_argument("--out", nargs="+", required=True, type=Path, help=tables)
     a.set_defaults(func=_atari_table)
 
     f = sub.add_parser("frameskip-figure", help="the paper's Figure 2: ES score vs weight updates per frame-skip")
     f.add_argument("--runs", nargs="+", required=True, type=Path, help="ES Atari run directories")
     f.add_argument("--game", required=True, help="ALE game name, e.g. Pong")
-    f.add_argument("--out", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
+    f.add_argument("--out", nargs="+", required=True, type=Path, help=figures)
     f.set_defaults(func=_frameskip_figure)
 
     g = sub.add_parser("scaling", help="the paper's Figure 1: minutes to a target score vs CPU cores")
     g.add_argument("--runs", nargs="+", required=True, type=Path, help="ES scaling run directories")
     g.add_argument("--reference", required=True, type=Path, help="paper/reference/scaling_humanoid.csv")
-    g.add_argument("--table", required=True, type=Path, help="output prefix (writes .csv, .md)")
-    g.add_argument("--figure", nargs="+", required=True, type=Path, help="figure files (.png, .pdf)")
+    g.add_argument("--table", nargs="+", required=True, type=Path, help=tables)
+    g.add_argument("--figure", nargs="+", required=True, type=Path, help=figures)
     g.set_defaults(func=_scaling)
     return p
 

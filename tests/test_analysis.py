@@ -1,4 +1,6 @@
-"""Tests of esrepro.analysis on synthetic run directories with hand-computed curves."""
+"""Tests of the run loader, the curves and the MuJoCo summary and learning-curve figure
+(esrepro.analysis.runs, .curves, .mujoco_tasks) on synthetic run directories with hand-computed
+curves."""
 
 import json
 import struct
@@ -8,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esrepro.analysis.figures import plot_learning_curves
-from esrepro.analysis.runs import PROGRESS_COLUMNS, load_runs, mean_curve, resample_curves
-from esrepro.analysis.summary import summarize_es_mujoco, write_summary
+from esrepro.analysis.curves import mean_curve, resample_curves
+from esrepro.analysis.mujoco_tasks import plot_learning_curves, summarize_es_mujoco, write_summary
+from esrepro.analysis.runs import PROGRESS_COLUMNS, RunFileError, load_runs
 
 REFERENCE_CSV = Path(__file__).resolve().parents[1] / "paper" / "reference" / \
     "table3_mujoco_detail.csv"
@@ -78,7 +80,7 @@ def test_load_runs_ids_from_run_json_sorted_with_all_columns(tmp_path):
 def test_load_runs_names_missing_file(tmp_path, missing):
     run_dir = write_run(tmp_path, "r", "es", "Hopper-v5", 0, [0, 10], [1.0, 2.0])
     (run_dir / missing).unlink()
-    with pytest.raises(FileNotFoundError, match=missing) as err:
+    with pytest.raises(RunFileError, match=missing) as err:
         load_runs([run_dir])
     assert str(run_dir / missing) in str(err.value)
 
@@ -185,7 +187,7 @@ def summary_runs(tmp_path):
 
 
 def test_summarize_es_mujoco_numbers(summary_runs):
-    table = summarize_es_mujoco(load_runs(summary_runs), REFERENCE_CSV).set_index("env")
+    table = summarize_es_mujoco(load_runs(summary_runs), pd.read_csv(REFERENCE_CSV)).set_index("env")
     assert list(table.index) == ["Foo-v1", "HalfCheetah-v5"]
     hc = table.loc["HalfCheetah-v5"]
     assert hc["seeds"] == 2
@@ -205,12 +207,12 @@ def test_summarize_requires_initial_row(tmp_path):
     df = curves_frame({("es", "E-v5", 0): SEED_A})
     df = df.assign(episodes=0, wall_time_s=0.0)[df["iteration"] > 0]
     with pytest.raises(ValueError, match="iteration-0"):
-        summarize_es_mujoco(df, REFERENCE_CSV)
+        summarize_es_mujoco(df, pd.read_csv(REFERENCE_CSV))
 
 
 def test_write_summary_writes_csv_and_markdown(summary_runs, tmp_path):
     out_dir = tmp_path / "paper" / "tables"
-    table = write_summary(summary_runs, REFERENCE_CSV, out_dir / "es.csv", out_dir / "es.md")
+    table = write_summary(summary_runs, REFERENCE_CSV, [out_dir / "es.csv", out_dir / "es.md"])
     assert sorted(p.name for p in out_dir.iterdir()) == ["es.csv", "es.md"]  # no temp files left
     written = pd.read_csv(out_dir / "es.csv")
     pd.testing.assert_frame_equal(written, table, check_dtype=False)
@@ -241,7 +243,7 @@ def test_learning_curves_png_two_envs_two_algos(tmp_path):
     dirs.append(write_run(root, "trpo/Hopper-v5/0", "trpo", "Hopper-v5", 0,
                           [0, 2048, 4096], [0.0, 3.0, 4.0]))
     out = tmp_path / "figures" / "curves.png"
-    plot_learning_curves(dirs, out)
+    plot_learning_curves(dirs, [out])
     assert out.stat().st_size > 10_000
     assert png_size(out) == (2 * 4.5 * 150, 3.4 * 150)  # two panels in a row at 150 dpi
     assert [p.name for p in out.parent.iterdir()] == ["curves.png"]
@@ -250,13 +252,14 @@ def test_learning_curves_png_two_envs_two_algos(tmp_path):
 def test_learning_curves_pdf_single_env_single_seed(tmp_path):
     run_dir = write_run(tmp_path, "r", "es", "Hopper-v5", 0, [0, 10, 30], [0.0, 1.0, 2.0])
     out = tmp_path / "curves.pdf"
-    plot_learning_curves([run_dir], out, x="iteration")
+    plot_learning_curves([run_dir], [out], x="iteration")
     assert out.read_bytes()[:5] == b"%PDF-" and out.stat().st_size > 1_000
 
 
 def test_learning_curves_failed_save_leaves_no_file(tmp_path):
     run_dir = write_run(tmp_path, "r", "es", "Hopper-v5", 0, [0, 10, 30], [0.0, 1.0, 2.0])
     out = tmp_path / "figs" / "curves.notaformat"
+    out.parent.mkdir()
     with pytest.raises(ValueError):
-        plot_learning_curves([run_dir], out)
+        plot_learning_curves([run_dir], [out])
     assert list(out.parent.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Tests of esrepro.analysis.atari (paper Table 2 and Figure 2) on synthetic run directories
+"""Tests of esrepro.analysis.atari_games (paper Table 2 and Figure 2) on synthetic run directories
 written with the package's own writers, and on the published reference numbers."""
 
 import math
@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from esrepro.analysis.atari import (ATARI_COLUMNS, META_COLUMNS, atari_table,
-                                    compare_scores, count_better_worse, plot_frameskip,
-                                    write_atari_table)
+from esrepro.analysis.atari_games import (ATARI_COLUMNS, META_COLUMNS, atari_table, compare_scores,
+                                          count_better_worse, plot_frameskip, write_atari_table)
 from esrepro.analysis.runs import load_runs
 from esrepro.envs.atari import game_name
 from esrepro.atomic import write_json
@@ -137,7 +136,7 @@ def test_table_needs_frame_skip_4_or_a2c_runs(tmp_path):
 
 def test_write_atari_table_files_and_caption(run_dirs, tmp_path):
     prefix = tmp_path / "tables" / "atari"
-    written = write_atari_table(run_dirs, ES_A3C_CSV, A2C_CSV, prefix)
+    written = write_atari_table(run_dirs, ES_A3C_CSV, A2C_CSV, [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")])
     csv = pd.read_csv(prefix.with_suffix(".csv"))
     assert csv["game"].tolist() == written["game"].tolist() == ["Breakout", "Enduro", "Pong"]
     md = prefix.with_suffix(".md").read_text()
@@ -155,7 +154,7 @@ def test_write_atari_table_files_and_caption(run_dirs, tmp_path):
 
 def test_unverified_a2c_sign_marked(tmp_path):
     run_dir = write_run(tmp_path, "es", "ALE/DoubleDunk-v5", 0, [0, 1], frame_skip=4)
-    write_atari_table([run_dir], ES_A3C_CSV, A2C_CSV, tmp_path / "t")
+    write_atari_table([run_dir], ES_A3C_CSV, A2C_CSV, [tmp_path / "t.md"])
     assert md_cells((tmp_path / "t.md").read_text(), "DoubleDunk")[6] == "3.2?"
 
 
@@ -198,7 +197,7 @@ def test_frameskip_figure_unknown_game_lists_games(tmp_path):
 def test_cli_atari_table_and_frameskip_figure(run_dirs, tmp_path):
     out = tmp_path / "paper" / "tables" / "atari"
     done = run_cli("atari-table", "--runs", *run_dirs, "--reference-es-a3c", ES_A3C_CSV,
-                   "--reference-a2c", A2C_CSV, "--out", out)
+                   "--reference-a2c", A2C_CSV, "--out", *(out.with_suffix(s) for s in (".csv", ".md", ".tex")))
     assert done.returncode == 0, done.stderr
     assert all(out.with_suffix(s).stat().st_size > 0 for s in (".csv", ".md", ".tex"))
     figures = [tmp_path / "paper" / "figures" / f"fig2_frameskip.{s}" for s in ("png", "pdf")]

@@ -129,7 +129,8 @@ def test_scaling_run_without_target_names_it(tmp_path):
 def test_write_scaling_files_caption_and_figure(run_dirs, tmp_path):
     prefix = tmp_path / "tables" / "scaling"
     png, pdf = tmp_path / "figures" / "fig1_scaling.png", tmp_path / "figures" / "fig1_scaling.pdf"
-    written = write_scaling(run_dirs, REFERENCE_CSV, prefix, [png, pdf])
+    written = write_scaling(run_dirs, REFERENCE_CSV, [prefix.with_suffix(".csv"), prefix.with_suffix(".md")],
+                            [png, pdf])
     pd.testing.assert_frame_equal(pd.read_csv(prefix.with_suffix(".csv")), written,
                                   check_dtype=False)
     md = prefix.with_suffix(".md").read_text()
@@ -163,7 +164,7 @@ def test_cli_scaling(run_dirs, tmp_path):
     figures = [tmp_path / "paper" / "figures" / f"fig1_scaling.{s}" for s in ("png", "pdf")]
     table = tmp_path / "paper" / "tables" / "scaling"
     done = run_cli("scaling", "--runs", *run_dirs, "--reference", REFERENCE_CSV,
-                   "--table", table, "--figure", *figures)
+                   "--table", table.with_suffix(".csv"), table.with_suffix(".md"), "--figure", *figures)
     assert done.returncode == 0, done.stderr
     assert pd.read_csv(table.with_suffix(".csv"))["source"].tolist() == ["ours"] * 3 + ["paper"] * 2
     assert all(f.stat().st_size > 1_000 for f in figures)

@@ -1,5 +1,5 @@
-"""Tests of esrepro.analysis.tables (paper Tables 1 and 3) on synthetic runs with hand-computed
-answers."""
+"""Tests of paper Tables 1 and 3 (esrepro.analysis.mujoco_tasks) on synthetic runs with
+hand-computed answers."""
 
 import json
 import math
@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from esrepro.analysis.curves import first_reach
+from esrepro.analysis.mujoco_tasks import NO_PROGRESS_TEXT, TABLE3_COLUMNS, mujoco_tables, write_mujoco_tables
 from esrepro.analysis.runs import load_runs
-from esrepro.analysis.tables import (NO_PROGRESS_TEXT, TABLE3_COLUMNS, first_reach, mujoco_tables,
-                                     write_mujoco_tables)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "paper" / "reference"
 PAPER_TABLE1 = REFERENCE / "table1_mujoco_ratios.csv"
 PAPER_TABLE3 = REFERENCE / "table3_mujoco_detail.csv"
+PAPER1 = pd.read_csv(PAPER_TABLE1)
 
 
 def write_run(root, algo, env, seed, timesteps, evals):
@@ -72,7 +73,7 @@ def rows(table3, env):
 def tables(tmp_path):
     dirs = make_runs(tmp_path, **{"InvertedPendulum-v5": PENDULUM, "Swimmer-v5": SWIMMER,
                                   "Hopper-v5": HOPPER})
-    return mujoco_tables(load_runs(dirs), paper_table1_csv=PAPER_TABLE1)
+    return mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
 
 
 # ---------------------------------------------------------------- first_reach
@@ -137,7 +138,7 @@ def test_table3_no_trpo_progress(tables):
 def test_flat_trpo_is_no_progress_too(tmp_path):
     dirs = make_runs(tmp_path, **{"Hopper-v5": {("trpo", 0): ([0, 100], [5.0, 5.0]),
                                                  ("es", 0): ([0, 100], [5.0, 9.0])}})
-    _, table3 = mujoco_tables(load_runs(dirs), paper_table1_csv=PAPER_TABLE1)
+    _, table3 = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
     assert table3["ratio_text"].tolist() == [NO_PROGRESS_TEXT] * 4
 
 
@@ -146,7 +147,7 @@ def test_full_progress_target_is_reached_despite_rounding(tmp_path):
     assert initial + 1.0 * (final - initial) > final  # the naive formula would miss the target
     dirs = make_runs(tmp_path, **{"Walker2d-v5": {
         ("trpo", 0): ([0, 100], [initial, final]), ("es", 0): ([0, 40], [initial, final])}})
-    _, table3 = mujoco_tables(load_runs(dirs), levels=(100,), paper_table1_csv=PAPER_TABLE1)
+    _, table3 = mujoco_tables(load_runs(dirs), levels=(100,), paper_table1=PAPER1)
     assert table3["trpo_timesteps"].tolist() == [100.0]
     assert table3["es_timesteps"].tolist() == [40.0]
     assert table3["ratio_text"].tolist() == ["0.40"]
@@ -157,20 +158,20 @@ def test_budget_sets_the_final_score(tmp_path):
         ("trpo", 0): ([0, 100, 200, 300], [0.0, 50.0, 100.0, 40.0]),
         ("es", 0): ([0, 10, 20], [0.0, 30.0, 100.0])}})
     runs = load_runs(dirs)
-    _, t = mujoco_tables(runs, budget_timesteps=250, paper_table1_csv=PAPER_TABLE1)
+    _, t = mujoco_tables(runs, budget_timesteps=250, paper_table1=PAPER1)
     assert t["trpo_score"].tolist() == [25.0, 50.0, 75.0, 100.0]
     assert t["trpo_timesteps"].tolist() == [100.0, 100.0, 200.0, 200.0]
     assert t["es_timesteps"].tolist() == [10.0, 20.0, 20.0, 20.0]
-    _, t = mujoco_tables(runs, budget_timesteps=150, paper_table1_csv=PAPER_TABLE1)
+    _, t = mujoco_tables(runs, budget_timesteps=150, paper_table1=PAPER1)
     assert t["trpo_score"].tolist() == [12.5, 25.0, 37.5, 50.0]
     assert t["trpo_timesteps"].tolist() == [100.0] * 4
-    _, t = mujoco_tables(runs, paper_table1_csv=PAPER_TABLE1)  # final: the last point, 40
+    _, t = mujoco_tables(runs, paper_table1=PAPER1)  # final: the last point, 40
     assert t["trpo_score"].tolist() == [10.0, 20.0, 30.0, 40.0]
     with pytest.warns(UserWarning, match="Swimmer-v5.*ends at 300"):
-        _, t = mujoco_tables(runs, budget_timesteps=5e6, paper_table1_csv=PAPER_TABLE1)
+        _, t = mujoco_tables(runs, budget_timesteps=5e6, paper_table1=PAPER1)
     assert t["trpo_score"].tolist() == [10.0, 20.0, 30.0, 40.0]
     with pytest.raises(ValueError, match="before the first point"):
-        mujoco_tables(runs, budget_timesteps=-1, paper_table1_csv=PAPER_TABLE1)
+        mujoco_tables(runs, budget_timesteps=-1, paper_table1=PAPER1)
 
 
 def test_env_with_one_algo_is_skipped_with_warning(tmp_path):
@@ -179,7 +180,7 @@ def test_env_with_one_algo_is_skipped_with_warning(tmp_path):
                                   "Humanoid-v5": {("trpo", 3): ([0, 10], [0.0, 1.0]),
                                                   ("a2c", 0): ([0, 10], [0.0, 1.0])}})
     with pytest.warns(UserWarning) as record:
-        table1, table3 = mujoco_tables(load_runs(dirs), paper_table1_csv=PAPER_TABLE1)
+        table1, table3 = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
     messages = [str(w.message) for w in record]
     assert any("Ant-v5" in m and "trpo" in m for m in messages)
     assert any("Humanoid-v5" in m and "no es" in m for m in messages)
@@ -190,7 +191,7 @@ def test_env_with_one_algo_is_skipped_with_warning(tmp_path):
 def test_levels_outside_zero_to_hundred_rejected(tmp_path, levels):
     runs = load_runs(make_runs(tmp_path, **{"Swimmer-v5": SWIMMER}))
     with pytest.raises(ValueError, match="levels"):
-        mujoco_tables(runs, levels=levels, paper_table1_csv=PAPER_TABLE1)
+        mujoco_tables(runs, levels=levels, paper_table1=PAPER1)
 
 
 # ---------------------------------------------------------------- Table 1
@@ -212,7 +213,7 @@ def test_table1_ratio_texts_and_paper_columns(tables, tmp_path):
     assert t.loc["Hopper-v5", "progress_50"] == NO_PROGRESS_TEXT
     # an env the paper lacks gets NaN paper ratios
     dirs = make_runs(tmp_path, **{"Ant-v5": PENDULUM})
-    table1, _ = mujoco_tables(load_runs(dirs), paper_table1_csv=PAPER_TABLE1)
+    table1, _ = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
     assert table1[["paper_25", "paper_100"]].isna().all().all()
 
 
@@ -222,8 +223,9 @@ def test_write_mujoco_tables_csv_md_tex(tmp_path):
     dirs = make_runs(tmp_path / "runs", **{"InvertedPendulum-v5": PENDULUM,
                                            "Swimmer-v5": SWIMMER, "Hopper-v5": HOPPER})
     out = tmp_path / "out" / "tables"
-    table1, table3 = write_mujoco_tables(dirs, PAPER_TABLE1, PAPER_TABLE3, out / "table1",
-                                         out / "table3")
+    table1, table3 = write_mujoco_tables(dirs, PAPER_TABLE1, PAPER_TABLE3,
+                                         [out / f"table1.{s}" for s in ("csv", "md", "tex")],
+                                         [out / f"table3.{s}" for s in ("csv", "md", "tex")])
     assert sorted(p.name for p in out.iterdir()) == [
         "table1.csv", "table1.md", "table1.tex", "table3.csv", "table3.md", "table3.tex"]
 
@@ -267,6 +269,6 @@ def test_write_mujoco_tables_nothing_to_compare(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="both ES and TRPO"):
-            write_mujoco_tables(dirs, PAPER_TABLE1, PAPER_TABLE3, tmp_path / "t1",
-                                tmp_path / "t3")
+            write_mujoco_tables(dirs, PAPER_TABLE1, PAPER_TABLE3, [tmp_path / "t1.csv", tmp_path / "t1.md"],
+                                [tmp_path / "t3.csv", tmp_path / "t3.tex"])
     assert not list(tmp_path.glob("t*"))

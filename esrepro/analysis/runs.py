@@ -1,41 +1,255 @@
-"""Load finished runs into one long table and resample their learning curves onto common grids.
+"""The shared run loader: every ``run.json``, ``progress.csv`` and reference CSV the aggregation reads
+is checked on read, and a missing or damaged one stops it with one line naming the file.
 
 Every algorithm writes the same shared ``progress.csv`` columns (docs/design.md, data flow), so nothing
-here branches on the algorithm. Curves of different seeds are sampled at different x values (an ES
-iteration uses a variable number of timesteps), so they are compared on a common grid by step
-interpolation: the value a run had reached at or before each grid point.
+here branches on the algorithm. A run is identified by ``run.json`` (``algo``, ``env``, ``seed`` and
+the experiment's meta columns), never by its directory path. No run is silently dropped: a run
+directory that cannot be read is an error, and :func:`warn_left_out` names every run a table or
+figure leaves out on purpose.
 """
 
+import csv
+import io
 import json
-from collections.abc import Iterable, Mapping
+import math
+import warnings
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from esrepro.errors import InputError
 from esrepro.progress import SHARED_COLUMNS
+
+
+class RunFileError(InputError):
+    """A run file or reference table is missing or damaged; the message names the file and the fault."""
+
+
+class RunSelectionError(InputError):
+    """The run directories given cannot make the requested table or figure (none of the needed
+    algorithm, two directories holding the same run, runs that disagree on the experiment...)."""
+
 
 ID_COLUMNS = ("algo", "env", "seed")
 """Columns identifying a run; taken from ``run.json``, never from the directory path."""
 
-#: Columns every progress.csv must have; others are kept as they are.
 PROGRESS_COLUMNS = SHARED_COLUMNS
+"""Columns every progress.csv must have; others are kept as they are."""
 
-RUN_KEYS = ("algo", "env", "seed", "wall_time_s", "config")
-"""Keys every ``run.json`` must have."""
+COUNTER_COLUMNS = ("iteration", "timesteps", "episodes", "wall_time_s")
+"""Cumulative counters: a value in every row, finite, and non-decreasing with the iteration."""
+
+RUN_KEYS = {"algo": str, "env": str, "seed": int, "wall_time_s": (int, float), "config": dict}
+"""Keys every ``run.json`` must have, with their JSON types."""
+
+_MISSING_VALUES = {"", "nan"}
+"""progress.csv fields read as NaN (``write_progress`` writes a missing value as an empty field)."""
 
 
-def load_run(run_dir: Path | str, meta_columns: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read one run directory into a table with ``algo``, ``env``, ``seed`` first.
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of `path`; RunFileError if it is missing, unreadable, not text or empty."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFileError(f"{path} is missing") from None
+    except UnicodeDecodeError:
+        raise RunFileError(f"{path} is not UTF-8 text") from None
+    except OSError as err:
+        raise RunFileError(f"{path} cannot be read: {err.strerror}") from None
+    if not text.strip():
+        raise RunFileError(f"{path} is empty")
+    return text
+
+
+def read_run_json(path: Path | str) -> dict:
+    """Read and check one ``run.json``.
+
+    Returns
+    -------
+    dict
+        The JSON object; it has every key of :data:`RUN_KEYS` with its type (``seed`` an integer,
+        ``algo`` and ``env`` non-empty strings, ``wall_time_s`` a finite number, ``config`` an
+        object).
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, empty, not valid JSON (e.g. truncated), not a JSON object, or lacks
+        a key or has one of the wrong type.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RunFileError(f"{path} is not valid JSON (truncated?): {err.msg} (line {err.lineno}, "
+                           f"column {err.colno})") from None
+    if not isinstance(meta, dict):
+        raise RunFileError(f"{path} holds a JSON {type(meta).__name__}, not an object")
+    missing = [key for key in RUN_KEYS if key not in meta]
+    if missing:
+        raise RunFileError(f"{path} lacks key(s) {', '.join(missing)}")
+    for key, kind in RUN_KEYS.items():
+        value = meta[key]
+        wrong = (not isinstance(value, kind) or isinstance(value, bool)
+                 or (kind is str and not value.strip())
+                 or (key == "wall_time_s" and not math.isfinite(value)))
+        if wrong:
+            raise RunFileError(f"{path} has '{key}' = {json.dumps(value)}, not {_kind_name(kind)}")
+    return meta
+
+
+def _kind_name(kind) -> str:
+    return {str: "a non-empty string", int: "an integer", dict: "a JSON object"}.get(kind, "a finite number")
+
+
+def _read_csv_text(path: Path, required: Iterable[str]) -> tuple[str, list[str], list[list[str]]]:
+    """Text, header and data rows of a CSV file; every row has as many fields as the header, the
+    header has every `required` column once, there is at least one data row, and the text ends
+    with a newline (as every file pandas writes does), so a file cut inside its last field is not
+    taken for a shorter value."""
+    text = _read_text(path)
+    if not text.endswith("\n"):
+        raise RunFileError(f"{path} ends in the middle of a line (truncated?)")
+    try:
+        lines = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as err:
+        raise RunFileError(f"{path} is not parseable CSV: {err}") from None
+    header, body = lines[0], lines[1:]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise RunFileError(f"{path} has column(s) {', '.join(repeated)} more than once")
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RunFileError(f"{path} lacks column(s) {', '.join(missing)}")
+    if not body:
+        raise RunFileError(f"{path} has no rows")
+    for number, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise RunFileError(f"{path} row {number} has {len(row)} field(s), the header "
+                               f"{len(header)} (truncated?)")
+    return text, header, body
+
+
+def _numeric(path: Path, column: str, raw: pd.Series) -> pd.Series:
+    """`raw` (strings) as finite numbers, empty or ``nan`` fields as NaN; RunFileError naming the
+    row of the first other field that is not a finite number. Rows are numbered as lines of the
+    file (the header is 1)."""
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = (values.isna() & ~raw.str.strip().str.lower().isin(_MISSING_VALUES)) | np.isinf(values)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise RunFileError(f"{path} column {column} row {row + 2}: {raw.iloc[row]!r} is not a finite "
+                           f"number")
+    return values
+
+
+def read_progress(path: Path | str) -> pd.DataFrame:
+    """Read and check one ``progress.csv``.
+
+    Returns
+    -------
+    DataFrame, shape (n_rows, n_columns)
+        Every column numeric (integers where every value is one), rows sorted by ``iteration``.
+        :data:`PROGRESS_COLUMNS` are all present.
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, empty, not parseable, ends inside a line or has a row with the
+        wrong number of fields (e.g. truncated), lacks a shared column, has no rows, a non-number anywhere, an infinite
+        value anywhere, a counter (:data:`COUNTER_COLUMNS`) that is missing in a row, decreases
+        with the iteration or is negative, an iteration that is not a whole number or repeats, or
+        no ``eval_return_mean`` in any row (such a run would drop out of every table).
+    """
+    path = Path(path)
+    _, header, body = _read_csv_text(path, PROGRESS_COLUMNS)
+    raw = pd.DataFrame(body, columns=header)
+    progress = pd.DataFrame({c: _numeric(path, c, raw[c]) for c in header})
+    for column in COUNTER_COLUMNS:
+        values = progress[column]
+        if values.isna().any() or (values < 0).any():
+            row = int(np.flatnonzero((values.isna() | (values < 0)).to_numpy())[0])
+            raise RunFileError(f"{path} column {column} row {row + 2}: {raw[column].iloc[row]!r} "
+                               f"is not a count (a number >= 0 in every row)")
+    iterations = progress["iteration"]
+    if (iterations != iterations.round()).any():
+        raise RunFileError(f"{path} column iteration has a value that is not a whole number")
+    if iterations.duplicated().any():
+        raise RunFileError(f"{path} repeats iteration {iterations[iterations.duplicated()].iloc[0]:g}")
+    progress = progress.sort_values("iteration", ignore_index=True)
+    for column in COUNTER_COLUMNS[1:]:
+        falls = np.flatnonzero(np.diff(progress[column].to_numpy(dtype=float)) < 0)
+        if falls.size:
+            raise RunFileError(f"{path} column {column} decreases at iteration "
+                               f"{progress['iteration'].iloc[falls[0] + 1]:g} (a cumulative counter)")
+    if progress["eval_return_mean"].isna().all():
+        raise RunFileError(f"{path} has no eval_return_mean in any row")
+    return progress
+
+
+def read_reference(path: Path | str, text_columns: Iterable[str] = (),
+                   number_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read and check a table of published numbers (``paper/reference/*.csv``).
+
+    Parameters
+    ----------
+    path : Path or str
+        The CSV file.
+    text_columns, number_columns : iterable of str
+        Columns it must have; those of `number_columns` must hold numbers (empty fields are NaN:
+        the paper has no value there).
+
+    Returns
+    -------
+    DataFrame
+        The table as pandas reads it (every column it has).
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing, empty, not parseable, ends inside a line or has a row with the
+        wrong number of fields (e.g. truncated), lacks a column, has no rows, or a non-number or
+        infinite value in a number column.
+    """
+    path = Path(path)
+    text_columns, number_columns = list(text_columns), list(number_columns)
+    text, header, body = _read_csv_text(path, [*text_columns, *number_columns])
+    raw = pd.DataFrame(body, columns=header)
+    for column in number_columns:
+        _numeric(path, column, raw[column])
+    return pd.read_csv(io.StringIO(text))
+
+
+def _lookup(meta: dict, key_path: str) -> object:
+    """``meta["a"]["b"]`` for ``key_path`` ``"a.b"``; NaN if a key on the way is missing or null."""
+    value = meta
+    for key in key_path.split("."):
+        if not isinstance(value, dict) or key not in value:
+            return np.nan
+        value = value[key]
+    return np.nan if value is None else value
+
+
+def load_run(run_dir: Path | str, meta_columns: Mapping[str, str] | None = None,
+             required: Mapping[str, Collection[str]] | None = None) -> pd.DataFrame:
+    """Read and check one run directory into a table with ``algo``, ``env``, ``seed`` first.
 
     Parameters
     ----------
     run_dir : Path or str
-        Directory holding ``progress.csv`` and ``run.json``.
+        Directory holding ``progress.csv`` and ``run.json`` (:func:`read_progress`,
+        :func:`read_run_json`).
     meta_columns : mapping of str to str, optional
-        Extra scalar ``run.json`` values to add as constant columns after ``seed``: column name ->
-        dotted key path, e.g. ``{"frame_skip": "config.frame_skip", "workers": "workers"}``.
-        A run whose ``run.json`` lacks the path gets NaN there (callers that need it check).
+        Extra ``run.json`` values to add as constant columns after ``seed``: column name -> dotted
+        key path, e.g. ``{"frame_skip": "config.frame_skip", "workers": "workers"}``. A run whose
+        ``run.json`` lacks the path (or has null there) gets NaN; a value that is not a number,
+        string or boolean is an error.
+    required : mapping of str to collection of str, optional
+        Per algorithm, the meta columns whose value must be a finite number for its runs, e.g.
+        ``{"es": ["frame_skip"]}``.
 
     Returns
     -------
@@ -45,58 +259,47 @@ def load_run(run_dir: Path | str, meta_columns: Mapping[str, str] | None = None)
 
     Raises
     ------
-    FileNotFoundError
-        If either file is missing (the message names it).
-    ValueError
-        If ``run.json`` lacks a key or ``progress.csv`` lacks a column or has no rows.
+    RunFileError
+        If the directory does not exist or holds neither run file, or either file is missing or
+        damaged (see :func:`read_progress` and :func:`read_run_json`), or a meta value is not a
+        scalar, or a required one is not a finite number.
     """
     run_dir = Path(run_dir)
     progress_path, meta_path = run_dir / "progress.csv", run_dir / "run.json"
-    for path in (progress_path, meta_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"run directory {run_dir} has no {path.name}: {path}")
-    meta = json.loads(meta_path.read_text())
-    missing_keys = [k for k in RUN_KEYS if not isinstance(meta, dict) or k not in meta]
-    if missing_keys:
-        raise ValueError(f"{meta_path} lacks key(s) {', '.join(missing_keys)}")
-    try:
-        progress = pd.read_csv(progress_path)
-    except pd.errors.EmptyDataError as err:
-        raise ValueError(f"{progress_path} is empty") from err
-    missing_columns = [c for c in PROGRESS_COLUMNS if c not in progress.columns]
-    if missing_columns:
-        raise ValueError(f"{progress_path} lacks column(s) {', '.join(missing_columns)}")
-    if progress.empty:
-        raise ValueError(f"{progress_path} has no rows")
+    if not run_dir.is_dir():
+        raise RunFileError(f"run directory {run_dir} does not exist")
+    if not progress_path.exists() and not meta_path.exists():
+        raise RunFileError(f"run directory {run_dir} has no run files (progress.csv, run.json)")
+    meta = read_run_json(meta_path)
+    progress = read_progress(progress_path)
     meta_columns = dict(meta_columns or {})
+    values = {column: _lookup(meta, key_path) for column, key_path in meta_columns.items()}
+    for column, value in values.items():
+        if not isinstance(value, (str, int, float)):
+            raise RunFileError(f"{meta_path} has {json.dumps(value)} at {meta_columns[column]}, not a "
+                               f"single value")
+    for column in (required or {}).get(meta["algo"], ()):
+        value = values[column]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            shown = "no value" if value is np.nan else json.dumps(value)
+            raise RunFileError(f"{meta_path} has {shown} at {meta_columns[column]}, but {meta['algo']} "
+                               f"runs need a number there")
     progress = progress.drop(columns=[c for c in (*ID_COLUMNS, *meta_columns) if c in progress.columns])
-    ids = pd.DataFrame({"algo": str(meta["algo"]), "env": str(meta["env"]),
-                        "seed": int(meta["seed"])}, index=progress.index)
-    for column, key_path in meta_columns.items():
-        ids[column] = _lookup(meta, key_path)
-    return pd.concat([ids, progress], axis=1).sort_values("iteration", ignore_index=True)
+    ids = pd.DataFrame({"algo": meta["algo"], "env": meta["env"], "seed": meta["seed"]} | values,
+                       index=progress.index)
+    return pd.concat([ids, progress], axis=1)
 
 
-def _lookup(meta: dict, key_path: str) -> object:
-    """``meta["a"]["b"]`` for ``key_path`` ``"a.b"``; NaN if a key on the way is missing."""
-    value = meta
-    for key in key_path.split("."):
-        if not isinstance(value, dict) or key not in value:
-            return np.nan
-        value = value[key]
-    return value
-
-
-def load_runs(run_dirs: Iterable[Path | str],
-              meta_columns: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Read many run directories into one long table, one row per (run, iteration).
+def load_runs(run_dirs: Iterable[Path | str], meta_columns: Mapping[str, str] | None = None,
+              required: Mapping[str, Collection[str]] | None = None) -> pd.DataFrame:
+    """Read and check many run directories into one long table, one row per (run, iteration).
 
     Parameters
     ----------
     run_dirs : iterable of Path or str
         Run directories, each as accepted by :func:`load_run`.
-    meta_columns : mapping of str to str, optional
-        As in :func:`load_run`. These columns also identify a run, so runs that differ only in
+    meta_columns, required : mapping, optional
+        As in :func:`load_run`. The meta columns also identify a run, so runs that differ only in
         them (e.g. frame-skip variants, or scaling runs on different worker counts with the same
         seed) are allowed side by side.
 
@@ -108,113 +311,51 @@ def load_runs(run_dirs: Iterable[Path | str],
 
     Raises
     ------
-    ValueError
-        If no directory is given or two directories are the same (algo, env, seed, meta columns).
+    RunFileError
+        As :func:`load_run`, for the first directory that cannot be read.
+    RunSelectionError
+        If no directory is given, or two directories hold the same run (algo, env, seed, meta
+        columns); the message names both.
     """
-    frames = [load_run(d, meta_columns) for d in run_dirs]
-    if not frames:
-        raise ValueError("no run directories given")
-    runs = pd.concat(frames, ignore_index=True)
     keys = [*ID_COLUMNS, *(meta_columns or {})]
-    per_run = runs.groupby(keys, dropna=False)["iteration"].agg(["size", "nunique"])
-    duplicated = per_run[per_run["size"] > per_run["nunique"]]
-    if not duplicated.empty:
-        which = ", ".join(f"{k}={v}" for k, v in zip(keys, duplicated.index[0]))
-        raise ValueError(f"more than one run directory (or repeated iterations) for {which}")
-    return runs.sort_values([*keys, "iteration"], ignore_index=True)
+    frames, seen = [], {}
+    for run_dir in run_dirs:
+        frame = load_run(run_dir, meta_columns, required)
+        identity = tuple(frame[keys].iloc[0].map(str))
+        if identity in seen:
+            which = ", ".join(f"{k}={v}" for k, v in zip(keys, identity))
+            raise RunSelectionError(f"run directories {seen[identity]} and {run_dir} hold the same run "
+                                    f"({which})")
+        seen[identity] = run_dir
+        frames.append(frame)
+    if not frames:
+        raise RunSelectionError("no run directories given")
+    return pd.concat(frames, ignore_index=True).sort_values([*keys, "iteration"], ignore_index=True)
 
 
-def resample_curves(df: pd.DataFrame, x: str = "timesteps", y: str = "eval_return_mean",
-                    grid: Iterable[float] | None = None, points: int = 50) -> pd.DataFrame:
-    """Evaluate each seed's curve y(x) on a common grid by step interpolation.
-
-    At a grid point g a seed takes the last y it reached at x <= g (for equal x, the last row).
-    Grid points beyond a seed's last x are dropped for that seed, and so are points before its
-    first x. Rows whose y is NaN (e.g. population statistics of the initial row) are ignored.
-
-    Parameters
-    ----------
-    df : DataFrame
-        Long table from :func:`load_runs` (needs ``algo``, ``env``, ``seed``, `x`, `y`).
-    x, y : str
-        Columns to use; x must be non-decreasing in the iteration order (cumulative counters).
-    grid : iterable of float, optional
-        Grid shared by all (algo, env) groups. Default: `points` log-spaced values per group from
-        the smallest positive x to the largest final x over the group's seeds (both included).
-    points : int
-        Size of the default grid.
-
-    Returns
-    -------
-    DataFrame, shape (n_samples, 5)
-        Columns ``algo``, ``env``, ``seed``, ``x``, ``y`` (the names are literal, whichever
-        columns `x` and `y` were), sorted by (algo, env, seed, x).
-    """
-    curves = df.loc[df[y].notna(), [*ID_COLUMNS, x, y]]
-    fixed_grid = None if grid is None else np.unique(np.asarray(list(grid), dtype=float))
-    pieces = []
-    for (algo, env), group in curves.groupby(["algo", "env"], sort=True):
-        group_grid = fixed_grid if fixed_grid is not None else _default_grid(group, x, points)
-        for seed, run in group.groupby("seed", sort=True):
-            run = run.sort_values(x, kind="stable")
-            xs, ys = run[x].to_numpy(dtype=float), run[y].to_numpy(dtype=float)
-            at = group_grid[(group_grid >= xs[0]) & (group_grid <= xs[-1])]
-            values = ys[np.searchsorted(xs, at, side="right") - 1]
-            pieces.append(pd.DataFrame({"algo": algo, "env": env, "seed": seed,
-                                        "x": at, "y": values}))
-    if not pieces:
-        return pd.DataFrame({"algo": pd.Series(dtype=str), "env": pd.Series(dtype=str),
-                             "seed": pd.Series(dtype=int), "x": pd.Series(dtype=float),
-                             "y": pd.Series(dtype=float)})
-    return pd.concat(pieces, ignore_index=True)
-
-
-def _default_grid(group: pd.DataFrame, x: str, points: int) -> np.ndarray:
-    """Log-spaced grid, shape (<= points,), from the smallest positive x to the largest final x."""
-    positive = group.loc[group[x] > 0, x]
-    if positive.empty:
-        return np.empty(0)
-    stop = group.groupby("seed")[x].max().max()
-    return np.unique(np.geomspace(positive.min(), stop, points))
-
-
-def common_coverage(resampled: pd.DataFrame) -> pd.DataFrame:
-    """Keep the grid points that every seed of their (algo, env) group has a value at.
+def warn_left_out(runs_df: pd.DataFrame, left_out: pd.Series, output: str, reason: str,
+                  meta_columns: Iterable[str] = ()) -> None:
+    """Warn (UserWarning) naming every run a table or figure leaves out on purpose.
 
     Parameters
     ----------
-    resampled : DataFrame
-        Output of :func:`resample_curves`.
-
-    Returns
-    -------
-    DataFrame
-        The rows of `resampled` at commonly covered x, same columns, same order.
+    runs_df : DataFrame
+        Long table from :func:`load_runs`.
+    left_out : Series of bool, aligned with `runs_df`
+        True on the rows of the runs left out.
+    output, reason : str
+        What leaves them out (e.g. ``"Table 2"``) and why (e.g. ``"frame_skip is not 4"``).
+    meta_columns : iterable of str
+        Meta columns shown beside algo, env and seed.
     """
-    seeds_in_group = resampled.groupby(["algo", "env"])["seed"].transform("nunique")
-    seeds_at_x = resampled.groupby(["algo", "env", "x"])["seed"].transform("nunique")
-    return resampled[seeds_at_x == seeds_in_group].reset_index(drop=True)
+    keys = [*ID_COLUMNS, *meta_columns]
+    runs = runs_df.loc[left_out, keys].drop_duplicates()
+    if not runs.empty:
+        names = "; ".join(" ".join(f"{k}={_shown(v)}" for k, v in zip(keys, row))
+                          for row in runs.itertuples(index=False))
+        warnings.warn(f"{output} leaves out {len(runs)} run(s) ({reason}): {names}", stacklevel=3)
 
 
-def mean_curve(resampled: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds at the grid points all seeds of a group cover.
-
-    Parameters
-    ----------
-    resampled : DataFrame
-        Output of :func:`resample_curves`.
-
-    Returns
-    -------
-    DataFrame, shape (n_points, 6)
-        Columns ``algo``, ``env``, ``x``, ``mean``, ``std`` (sample standard deviation, ddof=1;
-        0 for a group of one seed), ``n_seeds``; sorted by (algo, env, x).
-    """
-    stats = (common_coverage(resampled)
-             .groupby(["algo", "env", "x"], sort=True)["y"]
-             .agg(mean="mean", std="std", n_seeds="size")
-             .reset_index())
-    stats["std"] = stats["std"].where(stats["n_seeds"] > 1, 0.0)
-    return stats
-
-
+def _shown(value: object) -> str:
+    """A meta value as a reader expects it: ``4.0`` -> ``"4"`` (meta columns turn float beside NaN)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)

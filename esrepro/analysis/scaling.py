@@ -20,19 +20,23 @@ Definitions (docs/paper.md, claim 4 and "The experiment grid"):
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from esrepro.analysis.runs import load_runs
-from esrepro.analysis.tables import fixed_text, markdown_table, first_reach
-from esrepro.atomic import atomic_output
+from esrepro.analysis.curves import first_reach
+from esrepro.analysis.render import check_outputs, fixed_text, save_figure, themed_figure, write_table
+from esrepro.analysis.runs import RunSelectionError, load_runs, read_reference
 
 META_COLUMNS = {"workers": "workers", "target_return": "config.target_return"}
 """``run.json`` values loaded beside the progress columns (:func:`load_runs` ``meta_columns``)."""
+
+REQUIRED = {"es": tuple(META_COLUMNS)}
+"""Meta columns every ES run must have as a number (:func:`load_runs` ``required``)."""
+
+REFERENCE_NUMBERS = ("cpu_cores", "minutes_to_score_6000", "repeats")
+"""Number columns of ``paper/reference/scaling_humanoid.csv``."""
 
 PAPER_TARGET, PAPER_ENV = 6000.0, "Humanoid-v1"
 """The paper's target score and environment (gym, 2017) of Figure 1."""
@@ -86,8 +90,10 @@ def repeat_times(runs_df: pd.DataFrame) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        If a run lacks ``workers`` or ``target_return`` in ``run.json``, the runs span more than
-        one env or target, or a run's ``wall_time_s`` decreases.
+        If a run lacks ``workers`` or ``target_return`` in ``run.json``, or a run's ``wall_time_s``
+        decreases (:func:`write_scaling` reads files that cannot).
+    RunSelectionError
+        If the runs span more than one env or target.
     """
     missing = [c for c in META_COLUMNS if c not in runs_df.columns]
     if missing:
@@ -110,7 +116,7 @@ def repeat_times(runs_df: pd.DataFrame) -> pd.DataFrame:
     times = pd.DataFrame(rows).sort_values(["cpu_cores", "seed"], ignore_index=True)
     for column in ("env", "target_return"):
         if times[column].nunique() > 1:
-            raise ValueError(f"scaling runs must share one {column}, got "
+            raise RunSelectionError(f"scaling runs must share one {column}, got "
                              f"{sorted(times[column].unique())}")
     return times
 
@@ -147,9 +153,10 @@ def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
     ------
     ValueError
         As :func:`repeat_times`, or if `reference` lacks a column.
+    RunSelectionError
+        As :func:`repeat_times`.
     """
-    missing = [c for c in ("cpu_cores", "minutes_to_score_6000", "repeats")
-               if c not in reference.columns]
+    missing = [c for c in REFERENCE_NUMBERS if c not in reference.columns]
     if missing:
         raise ValueError(f"reference lacks column(s) {', '.join(missing)}")
     times = repeat_times(runs_df)
@@ -186,7 +193,7 @@ def scaling_caption(table: pd.DataFrame) -> str:
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
-    """All-string table for Markdown."""
+    """The table as strings, as a reader sees it."""
     return pd.DataFrame({
         "source": table["source"], "env": table["env"],
         "target": table["target_return"].map("{:g}".format),
@@ -210,7 +217,7 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
 
     Our medians (line and markers), each repeat that reached the target (small points), the ideal
     linear speedup through our smallest core count, and the paper's two points with their own
-    linear-speedup line.
+    linear-speedup line; 6 x 5 inches.
 
     Parameters
     ----------
@@ -219,8 +226,7 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
     times : DataFrame
         From :func:`repeat_times`.
     out_paths : iterable of Path or str
-        Files to write the same figure to; format from the suffix (``.png`` at 150 dpi, ``.pdf``).
-        Each is written atomically; parent directories are created.
+        Figure files, format by suffix (:func:`esrepro.analysis.render.save_figure`).
 
     Returns
     -------
@@ -229,11 +235,8 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
     """
     ours, paper = (table[table["source"] == s] for s in ("ours", "paper"))
     target, env = ours["target_return"].iloc[0], ours["env"].iloc[0]
-    with mpl.rc_context():
-        sns.set_theme(style="whitegrid")
+    with themed_figure(6.0, 5.0) as fig:
         blue, orange = sns.color_palette(n_colors=2)
-        fig = Figure(figsize=(6.0, 5.0), layout="constrained")
-        FigureCanvasAgg(fig)
         ax = fig.subplots()
         reached = times.dropna(subset=["minutes"])
         ax.scatter(reached["cpu_cores"], reached["minutes"], s=12, alpha=0.5, color=blue,
@@ -248,19 +251,18 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
                linestyle=":", label="paper, linear speedup")
         ax.set(xscale="log", yscale="log", xlabel="CPU cores", ylabel="minutes to target score")
         fig.legend(loc="outside lower center", ncols=2, fontsize="x-small")
-        for out_path in out_paths:
-            with atomic_output(out_path) as tmp:
-                fig.savefig(tmp, dpi=150)
+        save_figure(fig, out_paths)
     return fig
 
 
 def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
-                  table_prefix: Path | str, figure_paths: Iterable[Path | str]) -> pd.DataFrame:
+                  table_paths: Iterable[Path | str], figure_paths: Iterable[Path | str]) -> pd.DataFrame:
     """Load the scaling runs, write the table (:func:`scaling_table`) and Figure 1.
 
-    Writes, each atomically (parent directories created): ``<table_prefix>.csv`` (the frame as
-    returned), ``<table_prefix>.md`` (:func:`scaling_caption`, then a Markdown table) and each of
-    `figure_paths` (:func:`plot_scaling`).
+    The table goes to each of `table_paths` in the format its suffix names
+    (:func:`esrepro.analysis.render.write_table`: ``.csv`` the frame as returned, ``.md``
+    :func:`scaling_caption` and a Markdown table, ``.tex`` a booktabs table labelled
+    ``tab:scaling``), the figure (:func:`plot_scaling`) to each of `figure_paths`.
 
     Parameters
     ----------
@@ -268,8 +270,8 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
         ES scaling run directories (``run.json`` with ``workers`` and ``config.target_return``).
     reference_csv : Path or str
         ``paper/reference/scaling_humanoid.csv``.
-    table_prefix : Path or str
-        Output path without suffix, e.g. ``paper/tables/scaling``.
+    table_paths : iterable of Path or str
+        Table files, e.g. ``paper/tables/scaling.csv`` and ``.md``.
     figure_paths : iterable of Path or str
         Figure files, e.g. ``paper/figures/fig1_scaling.png`` and ``.pdf``.
 
@@ -280,15 +282,16 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
 
     Raises
     ------
-    ValueError
-        As :func:`scaling_table` and :func:`esrepro.analysis.runs.load_runs`.
+    InputError
+        For a bad output path, a missing or damaged run or reference file (an ES run without
+        ``workers`` or ``config.target_return`` included), or runs that disagree on the env or
+        target, before anything is written.
     """
-    runs = load_runs(run_dirs, META_COLUMNS)
-    table = scaling_table(runs, pd.read_csv(reference_csv))
-    prefix = Path(table_prefix)
-    with atomic_output(prefix.with_name(prefix.name + ".csv")) as tmp:
-        table.to_csv(tmp, index=False)
-    with atomic_output(prefix.with_name(prefix.name + ".md")) as tmp:
-        tmp.write_text(markdown_table(scaling_caption(table), _display(table)), encoding="utf-8")
+    table_paths, figure_paths = list(table_paths), list(figure_paths)
+    check_outputs(tables=table_paths, figures=figure_paths)
+    reference = read_reference(reference_csv, number_columns=REFERENCE_NUMBERS)
+    runs = load_runs(run_dirs, META_COLUMNS, REQUIRED)
+    table = scaling_table(runs, reference)
+    write_table(table_paths, table, _display(table), scaling_caption(table), "tab:scaling")
     plot_scaling(table, repeat_times(runs), figure_paths)
     return table

@@ -17,17 +17,14 @@ Definitions (docs/paper.md, "How the tables are defined" and "The experiment gri
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from esrepro.analysis.runs import load_runs
-from esrepro.analysis.tables import latex_table, markdown_table, write_table_files
+from esrepro.analysis.render import check_outputs, save_figure, themed_figure, write_table
+from esrepro.analysis.runs import RunSelectionError, load_runs, read_reference, warn_left_out
 from esrepro.envs.atari import game_name
-from esrepro.atomic import atomic_output
 
 ES_ALGO, A2C_ALGO = "es", "a2c"
 """Values of the ``algo`` column (``run.json``) of our ES and A2C runs."""
@@ -38,12 +35,18 @@ TABLE_FRAME_SKIP = 4
 META_COLUMNS = {"frame_skip": "config.frame_skip", "workers": "workers"}
 """``run.json`` values loaded beside the progress columns (:func:`load_runs` ``meta_columns``)."""
 
+REQUIRED = {ES_ALGO: ("frame_skip",)}
+"""Meta columns every ES run must have as a number (:func:`load_runs` ``required``)."""
+
 SCORE_RANGES = {"Pong": (-21.0, 21.0)}
 """Fixed score axes of Figure 2 per game (the paper's Pong panel); other games use the data range."""
 
-REFERENCE_ES_A3C_COLUMNS = ("game", "ale_game", "dqn", "a3c_ff_1day", "es_ff_1hour")
-REFERENCE_A2C_COLUMNS = ("ale_game", "a2c_ff_320m", "a2c_ff_sign_verified")
-"""Columns read from ``atari_es_vs_a3c.csv`` and ``atari_hyperneat_a2c.csv`` (paper/reference)."""
+REFERENCE_ES_A3C_TEXT, REFERENCE_ES_A3C_NUMBERS = ("game", "ale_game"), ("dqn", "a3c_ff_1day", "es_ff_1hour")
+REFERENCE_A2C_TEXT, REFERENCE_A2C_NUMBERS = ("ale_game", "a2c_ff_sign_verified"), ("a2c_ff_320m",)
+REFERENCE_ES_A3C_COLUMNS = REFERENCE_ES_A3C_TEXT + REFERENCE_ES_A3C_NUMBERS
+REFERENCE_A2C_COLUMNS = REFERENCE_A2C_TEXT + REFERENCE_A2C_NUMBERS
+"""Columns read from ``atari_es_vs_a3c.csv`` and ``atari_hyperneat_a2c.csv`` (paper/reference): the
+names of the game, then its published scores (the A2C one with its sign-verification flag)."""
 
 ATARI_COLUMNS = (
     "game", "es_seeds", "es_final_mean", "es_final_std", "es_frames", "es_wall_time_h",
@@ -135,15 +138,14 @@ def _check_columns(frame: pd.DataFrame, columns: Iterable[str], what: str) -> No
         raise ValueError(f"{what} lacks column(s) {', '.join(missing)}")
 
 
-def _es_runs(runs_df: pd.DataFrame) -> pd.DataFrame:
-    """The ES rows of `runs_df`; every one must know its frame_skip."""
+def _check_es_frame_skips(runs_df: pd.DataFrame) -> None:
+    """Every ES row of `runs_df` must know its frame_skip."""
     _check_columns(runs_df, META_COLUMNS, "runs_df (load it with load_runs(dirs, META_COLUMNS))")
     es = runs_df[runs_df["algo"] == ES_ALGO]
     unknown = es[pd.to_numeric(es["frame_skip"], errors="coerce").isna()]
     if not unknown.empty:
         env, seed = unknown.iloc[0][["env", "seed"]]
         raise ValueError(f"ES run env={env} seed={seed}: run.json has no numeric config.frame_skip")
-    return es
 
 
 def atari_table(runs_df: pd.DataFrame, reference_es_a3c: pd.DataFrame,
@@ -154,8 +156,8 @@ def atari_table(runs_df: pd.DataFrame, reference_es_a3c: pd.DataFrame,
     ----------
     runs_df : DataFrame
         Long table from ``load_runs(run_dirs, META_COLUMNS)``. Rows with algo ``"es"`` and
-        ``frame_skip`` 4 give the ES column, rows with algo ``"a2c"`` the A2C column; other rows
-        (e.g. ES frame-skip variants) are ignored.
+        ``frame_skip`` 4 give the ES column, rows with algo ``"a2c"`` the A2C column; other runs
+        (e.g. ES frame-skip variants) are left out with a warning.
     reference_es_a3c : DataFrame
         ``paper/reference/atari_es_vs_a3c.csv`` (paper Table 2, v1).
     reference_a2c : DataFrame
@@ -177,16 +179,22 @@ def atari_table(runs_df: pd.DataFrame, reference_es_a3c: pd.DataFrame,
     Raises
     ------
     ValueError
-        If a reference lacks a column, `runs_df` lacks the meta columns, an ES run has no
-        ``frame_skip``, or there is no ES run with frame_skip 4 and no A2C run.
+        If a reference lacks a column, `runs_df` lacks the meta columns, or an ES run has no
+        ``frame_skip`` (:func:`write_atari_table` reads files that cannot).
+    RunSelectionError
+        If there is no ES run with frame_skip 4 and no A2C run.
     """
     _check_columns(reference_es_a3c, REFERENCE_ES_A3C_COLUMNS, "reference_es_a3c")
     _check_columns(reference_a2c, REFERENCE_A2C_COLUMNS, "reference_a2c")
-    es = _es_runs(runs_df)
-    es = es[pd.to_numeric(es["frame_skip"]) == TABLE_FRAME_SKIP]
-    a2c = runs_df[runs_df["algo"] == A2C_ALGO]
+    _check_es_frame_skips(runs_df)
+    frame_skips = pd.to_numeric(runs_df["frame_skip"], errors="coerce")
+    is_es = (runs_df["algo"] == ES_ALGO) & (frame_skips == TABLE_FRAME_SKIP)
+    is_a2c = runs_df["algo"] == A2C_ALGO
+    warn_left_out(runs_df, ~(is_es | is_a2c), "Table 2", f"neither ES with frame_skip "
+                  f"{TABLE_FRAME_SKIP} nor A2C", META_COLUMNS)
+    es, a2c = runs_df[is_es], runs_df[is_a2c]
     if es.empty and a2c.empty:
-        raise ValueError(f"no ES run with frame_skip {TABLE_FRAME_SKIP} and no A2C run; "
+        raise RunSelectionError(f"no ES run with frame_skip {TABLE_FRAME_SKIP} and no A2C run; "
                          f"Table 2 needs at least one")
     ours = _final_scores(es, "es").join(_final_scores(a2c, "a2c"), how="outer")
     reference = (reference_es_a3c[list(REFERENCE_ES_A3C_COLUMNS[1:])]
@@ -269,22 +277,24 @@ def atari_caption(table: pd.DataFrame, reference_es_a3c: pd.DataFrame) -> str:
 
 
 def write_atari_table(run_dirs: Iterable[Path | str], ref_es_a3c_csv: Path | str,
-                      ref_a2c_csv: Path | str, out_prefix: Path | str) -> pd.DataFrame:
+                      ref_a2c_csv: Path | str, out_paths: Iterable[Path | str]) -> pd.DataFrame:
     """Load runs, build Table 2 (:func:`atari_table`) and write it.
 
-    Writes, each atomically (parent directories created): ``<out_prefix>.csv`` (the frame as
-    returned), ``.md`` (caption, then a Markdown table) and ``.tex`` (a booktabs ``table`` with
-    the caption and label ``tab:table2``). The caption (:func:`atari_caption`) states the
-    protocol mismatch, our and the paper's budgets, and the better/worse counts against A3C.
+    The table is written to each path in the format its suffix names
+    (:func:`esrepro.analysis.render.write_table`): ``.csv`` the frame as returned, ``.md`` the
+    caption and a Markdown table, ``.tex`` a booktabs ``table`` with the caption and label
+    ``tab:table2``. The caption (:func:`atari_caption`) states the protocol mismatch, our and the
+    paper's budgets, and the better/worse counts against A3C.
 
     Parameters
     ----------
     run_dirs : iterable of Path or str
-        ES and A2C Atari run directories (``progress.csv`` + ``run.json`` each).
+        ES and A2C Atari run directories (``progress.csv`` + ``run.json`` each; ES runs need
+        ``config.frame_skip``).
     ref_es_a3c_csv, ref_a2c_csv : Path or str
         ``atari_es_vs_a3c.csv`` and ``atari_hyperneat_a2c.csv`` of ``paper/reference``.
-    out_prefix : Path or str
-        Output path without suffix, e.g. ``paper/tables/atari``.
+    out_paths : iterable of Path or str
+        Output files, e.g. ``paper/tables/atari.csv``, ``.md``, ``.tex``.
 
     Returns
     -------
@@ -293,15 +303,16 @@ def write_atari_table(run_dirs: Iterable[Path | str], ref_es_a3c_csv: Path | str
 
     Raises
     ------
-    ValueError
-        As :func:`atari_table` and :func:`esrepro.analysis.runs.load_runs`.
+    InputError
+        For a bad output path, a missing or damaged run or reference file, or runs that make no
+        Table 2 (:func:`atari_table`), before anything is written.
     """
-    reference_es_a3c = pd.read_csv(ref_es_a3c_csv)
-    table = atari_table(load_runs(run_dirs, META_COLUMNS), reference_es_a3c,
-                        pd.read_csv(ref_a2c_csv))
-    caption = atari_caption(table, reference_es_a3c)
-    shown = _display(table)
-    write_table_files(out_prefix, table, markdown_table(caption, shown), latex_table(caption, "tab:table2", shown))
+    out_paths = list(out_paths)
+    check_outputs(tables=out_paths)
+    reference_es_a3c = read_reference(ref_es_a3c_csv, REFERENCE_ES_A3C_TEXT, REFERENCE_ES_A3C_NUMBERS)
+    reference_a2c = read_reference(ref_a2c_csv, REFERENCE_A2C_TEXT, REFERENCE_A2C_NUMBERS)
+    table = atari_table(load_runs(run_dirs, META_COLUMNS, REQUIRED), reference_es_a3c, reference_a2c)
+    write_table(out_paths, table, _display(table), atari_caption(table, reference_es_a3c), "tab:table2")
     return table
 
 
@@ -313,17 +324,16 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
     ``frame_skip`` (from ``run.json`` config) of ``eval_return_mean`` against ``iteration``
     (iteration 0: the initial policy), drawn only at iterations every seed of that frame-skip has
     reached. The score axis is fixed for games in :data:`SCORE_RANGES` (Pong: -21 to 21, as in the
-    paper), otherwise it follows the data.
+    paper), otherwise it follows the data. The figure is 5 x 3.6 inches.
 
     Parameters
     ----------
     run_dirs : iterable of Path or str
-        Run directories; only ES runs of `game` are drawn, others are ignored.
+        Run directories; only ES runs of `game` are drawn, others are left out with a warning.
     game : str
         ALE game name, e.g. ``"Pong"`` (see :func:`esrepro.envs.atari.game_name`).
     out_paths : iterable of Path or str
-        Files to write the same figure to; the format follows the suffix (``.png`` at 150 dpi,
-        ``.pdf``, ...). Each is written atomically; parent directories are created.
+        Figure files, format by suffix (:func:`esrepro.analysis.render.save_figure`).
 
     Returns
     -------
@@ -332,25 +342,26 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
 
     Raises
     ------
-    ValueError
-        If no ES run of `game` has an evaluation (the message lists the games found), or one has
-        no ``frame_skip``.
+    InputError
+        For a bad output path, a missing or damaged run file (an ES run without
+        ``config.frame_skip`` included), or if no ES run of `game` is given (the message lists the
+        games found).
     """
-    runs = load_runs(run_dirs, META_COLUMNS)
-    es = _es_runs(runs).dropna(subset=["eval_return_mean"])
-    games = es["env"].map(game_name)
-    curves = es[games == game].assign(frame_skip=lambda d: pd.to_numeric(d["frame_skip"]).astype(int))
+    out_paths = list(out_paths)
+    check_outputs(figures=out_paths)
+    runs = load_runs(run_dirs, META_COLUMNS, REQUIRED)
+    chosen = (runs["algo"] == ES_ALGO) & (runs["env"].map(game_name) == game)
+    warn_left_out(runs, ~chosen, "Figure 2", f"not ES on {game}", META_COLUMNS)
+    curves = runs[chosen].dropna(subset=["eval_return_mean"])
     if curves.empty:
-        raise ValueError(f"game={game!r}: no ES run with evaluations; games found: "
-                         f"{sorted(games.unique())}")
+        games = sorted(runs.loc[runs["algo"] == ES_ALGO, "env"].map(game_name).unique())
+        raise RunSelectionError(f"game={game!r}: no ES run with evaluations; games found: {games}")
+    curves = curves.assign(frame_skip=pd.to_numeric(curves["frame_skip"]).astype(int))
     seeds = curves.groupby("frame_skip")["seed"].transform("nunique")
     seeds_at = curves.groupby(["frame_skip", "iteration"])["seed"].transform("nunique")
     curves = curves[seeds_at == seeds]
     skips = sorted(curves["frame_skip"].unique())
-    with mpl.rc_context():
-        sns.set_theme(style="whitegrid")
-        fig = Figure(figsize=(5.0, 3.6), layout="constrained")
-        FigureCanvasAgg(fig)
+    with themed_figure(5.0, 3.6) as fig:
         ax = fig.subplots()
         sns.lineplot(data=curves, x="iteration", y="eval_return_mean", hue="frame_skip",
                      hue_order=skips, palette=dict(zip(skips, sns.color_palette(n_colors=len(skips)))),
@@ -359,7 +370,5 @@ def plot_frameskip(run_dirs: Iterable[Path | str], game: str,
             ax.set_ylim(*SCORE_RANGES[game])
         ax.set(xlabel="weight updates (iterations)", ylabel="score", title=game)
         ax.legend(title="frame-skip")
-        for out_path in out_paths:
-            with atomic_output(out_path) as tmp:
-                fig.savefig(tmp, dpi=150)
+        save_figure(fig, out_paths)
     return fig

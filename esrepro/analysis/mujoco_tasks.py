@@ -1,6 +1,7 @@
-"""Tables 1 and 3 of Salimans et al. 2017 (arXiv:1703.03864): ES vs TRPO data efficiency on MuJoCo.
+"""The MuJoCo experiment of Salimans et al. 2017 (arXiv:1703.03864, §4.1): the ES summary table,
+Tables 1 and 3 (ES vs TRPO data efficiency) and the learning-curve figures.
 
-Definitions (docs/paper.md, "How the tables are defined"; paper Tables 1 and 3):
+Definitions of Tables 1 and 3 (docs/paper.md, "How the tables are defined"; paper Tables 1 and 3):
 
 - Curves are means over seeds of the deterministic evaluation return (``eval_return_mean``)
   against environment timesteps, one mean curve per (algorithm, environment).
@@ -13,27 +14,34 @@ Definitions (docs/paper.md, "How the tables are defined"; paper Tables 1 and 3):
   curves first reach it, and their ratio; Table 1 lists only the ratios ES / TRPO.
 
 Grid choice. Each run's curve is a step function of timesteps (the value of an evaluation holds
-until the next one; :func:`esrepro.analysis.runs.resample_curves`), so the mean over seeds is also a
-step function whose steps lie at the union of the seeds' observed timesteps. Each (algorithm,
+until the next one; :func:`esrepro.analysis.curves.resample_curves`), so the mean over seeds is also
+a step function whose steps lie at the union of the seeds' observed timesteps. Each (algorithm,
 environment) group is therefore resampled on the union of its own observed timesteps: the mean
 curve is then exact at every point where it can change, and a first crossing falls exactly on an
 observed timestep. The default log grid would round every first crossing up to the next grid point
 (by up to a factor of the grid spacing) and leave out timesteps 0, the initial policy. ES and TRPO
 have different grids (an ES iteration uses a variable number of timesteps), which is why each
 algorithm gets its own.
+
+The TRPO column of the summary is the 100% row of the paper's Table 3: TRPO's score after 5M
+timesteps on gym -v1 MuJoCo environments, whose dynamics differ from today's -v5 ones.
 """
 
 import math
+import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from esrepro.analysis.runs import load_runs, mean_curve, resample_curves
-from esrepro.analysis.summary import base_env_name
-from esrepro.atomic import atomic_output
+from esrepro.analysis.curves import common_coverage, first_reach, mean_curve, resample_curves
+from esrepro.analysis.render import check_outputs, fixed_text, save_figure, sci_text, themed_figure, write_table
+from esrepro.analysis.runs import RunSelectionError, load_runs, read_reference, warn_left_out
 
 X_COLUMN, Y_COLUMN = "timesteps", "eval_return_mean"
 """The curves compared: evaluation return against environment timesteps."""
@@ -51,42 +59,140 @@ TABLE3_COLUMNS = ("env", "progress_pct", "trpo_score", "trpo_timesteps", "es_tim
 NO_PROGRESS_TEXT = "n/a (no TRPO progress)"
 """``ratio_text`` of an environment where TRPO's final score is not above its initial one."""
 
+PAPER_TABLE1_NUMBERS = tuple(f"progress_{p}" for p in DEFAULT_LEVELS)
+PAPER_TABLE3_NUMBERS = ("progress_pct", "trpo_score", "trpo_timesteps", "es_timesteps", "ratio")
+"""Number columns of ``table1_mujoco_ratios.csv`` and ``table3_mujoco_detail.csv`` (paper/reference),
+beside their ``env`` column."""
 
-def first_reach(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray,
-                target: float) -> float:
-    """The first x at which the curve y(x) reaches at least `target`.
+SUMMARY_CAPTION = ("Deterministic evaluation of each seed's final ES policy, mean ± sd over seeds "
+                   "(initial: the same evaluation before the first update). TRPO: the paper's Table 3 "
+                   "score at 5M timesteps (gym -v1 dynamics, not directly comparable to -v5).")
+"""Caption of the summary table."""
 
-    Used for the "timesteps to reach a score" of paper Table 3. Only the first crossing counts:
-    later dips below the target do not matter, so non-monotone curves are fine.
+MAX_COLUMNS = 3
+"""Panels per row of the learning-curve figure."""
+
+
+def base_env_name(env: str) -> str:
+    """Strip a gymnasium version suffix: ``"HalfCheetah-v5"`` -> ``"HalfCheetah"``."""
+    return re.sub(r"-v\d+$", "", env)
+
+
+def _paper_table3(path: Path | str) -> pd.DataFrame:
+    return read_reference(path, ["env"], PAPER_TABLE3_NUMBERS)
+
+
+# ---------------------------------------------------------------- summary
+
+def summarize_es_mujoco(runs_df: pd.DataFrame, paper_table3: pd.DataFrame) -> pd.DataFrame:
+    """One row per environment: run size, initial and final evaluation, and the paper's TRPO score.
 
     Parameters
     ----------
-    x : array_like, shape (n,)
-        Non-decreasing abscissae (e.g. timesteps).
-    y : array_like, shape (n,)
-        Curve values at `x`; NaN values never count as reaching the target.
-    target : float
-        Score to reach (``y >= target``); NaN is never reached.
+    runs_df : DataFrame
+        Long table from :func:`esrepro.analysis.runs.load_runs`; only rows with algo ``"es"`` are
+        used (others are left out with a warning).
+    paper_table3 : DataFrame
+        ``table3_mujoco_detail.csv`` (columns env, progress_pct, trpo_score, ...).
 
     Returns
     -------
-    float
-        ``x[i]`` for the smallest ``i`` with ``y[i] >= target``; NaN if there is none.
+    DataFrame, shape (n_envs, 9)
+        Columns: ``env``; ``seeds`` (count); ``iterations``, ``timesteps`` (env steps) and
+        ``wall_time_s`` (s), each the mean over seeds of the run's final progress row;
+        ``initial_eval_return`` (mean over seeds of the iteration-0 evaluation);
+        ``final_eval_return_mean`` and ``final_eval_return_std`` (over seeds of the last
+        iteration's evaluation; sample std, ddof=1, and 0 for one seed); ``trpo_final_score_paper``
+        (Table 3, progress 100%, matched on the env name without its ``-vN`` suffix; NaN when the
+        paper has no such env). Sorted by env.
 
     Raises
     ------
-    ValueError
-        If `x` and `y` are not 1-D of the same length, or `x` decreases somewhere.
+    RunSelectionError
+        If there are no ES rows, or a run has no iteration-0 row.
     """
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"x and y must be 1-D of the same length, got shapes {x.shape} and "
-                         f"{y.shape}")
-    if np.any(np.diff(x) < 0):
-        raise ValueError("x must be non-decreasing")
-    hits = np.flatnonzero(y >= target)
-    return float(x[hits[0]]) if hits.size else math.nan
+    warn_left_out(runs_df, runs_df["algo"] != ES_ALGO, "the ES summary", "not ES")
+    es = runs_df[runs_df["algo"] == ES_ALGO]
+    if es.empty:
+        raise RunSelectionError("no ES runs (algo == 'es') to summarize")
+    runs = es.sort_values(["env", "seed", "iteration"]).groupby(["env", "seed"], sort=True)
+    first, final = runs.head(1), runs.tail(1)
+    not_initial = first[first["iteration"] != 0]
+    if not not_initial.empty:
+        env, seed = not_initial.iloc[0][["env", "seed"]]
+        raise RunSelectionError(f"ES run env={env} seed={seed} has no iteration-0 row in progress.csv")
+    per_env = final.groupby("env", sort=True)
+    table = pd.DataFrame({
+        "seeds": per_env["seed"].size(),
+        "iterations": per_env["iteration"].mean(),
+        "timesteps": per_env["timesteps"].mean(),
+        "wall_time_s": per_env["wall_time_s"].mean(),
+        "initial_eval_return": first.groupby("env")["eval_return_mean"].mean(),
+        "final_eval_return_mean": per_env["eval_return_mean"].mean(),
+        "final_eval_return_std": per_env["eval_return_mean"].std(ddof=1),
+    }).rename_axis("env").reset_index()
+    table["final_eval_return_std"] = table["final_eval_return_std"].where(table["seeds"] > 1, 0.0)
+    trpo_final = paper_table3[paper_table3["progress_pct"] == 100].set_index("env")["trpo_score"]
+    table["trpo_final_score_paper"] = table["env"].map(base_env_name).map(trpo_final)
+    return table
 
+
+def _summary_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The summary as strings: returns and wall time to 1 decimal, timesteps as a whole number,
+    iterations as one when it is, a missing TRPO score as ``n/a``."""
+    return pd.DataFrame({
+        "env": table["env"],
+        "seeds": table["seeds"].map(str),
+        "iterations": table["iterations"].map(_number),
+        "timesteps": table["timesteps"].map("{:.0f}".format),
+        "wall time (s)": table["wall_time_s"].map("{:.1f}".format),
+        "initial eval return": table["initial_eval_return"].map("{:.1f}".format),
+        "final eval return (mean ± sd)": [
+            f"{m:.1f} ± {s:.1f}" for m, s in
+            zip(table["final_eval_return_mean"], table["final_eval_return_std"])],
+        "TRPO final score (paper, 5M steps)": table["trpo_final_score_paper"].map(
+            lambda v: "n/a" if np.isnan(v) else f"{v:.2f}"),
+    })
+
+
+def _number(value: float) -> str:
+    """A count-like mean: ``"12"`` when integral, else one decimal (``"12.5"``)."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def write_summary(run_dirs: Iterable[Path | str], paper_table3_csv: Path | str,
+                  out_paths: Iterable[Path | str]) -> pd.DataFrame:
+    """Load the runs, summarize them (:func:`summarize_es_mujoco`) and write the table.
+
+    Parameters
+    ----------
+    run_dirs : iterable of Path or str
+        Run directories (``progress.csv`` + ``run.json`` each).
+    paper_table3_csv : Path or str
+        The paper's ``table3_mujoco_detail.csv``.
+    out_paths : iterable of Path or str
+        Table files, format by suffix (:func:`esrepro.analysis.render.write_table`; label
+        ``tab:es_mujoco_summary``).
+
+    Returns
+    -------
+    DataFrame
+        The table written.
+
+    Raises
+    ------
+    InputError
+        For a bad output path, a missing or damaged run or reference file, or runs that make no
+        summary (:func:`summarize_es_mujoco`), before anything is written.
+    """
+    out_paths = list(out_paths)
+    check_outputs(tables=out_paths)
+    table = summarize_es_mujoco(load_runs(run_dirs), _paper_table3(paper_table3_csv))
+    write_table(out_paths, table, _summary_display(table), SUMMARY_CAPTION, "tab:es_mujoco_summary")
+    return table
+
+
+# ---------------------------------------------------------------- Tables 1 and 3
 
 def _level_name(p: float) -> str:
     """``25`` -> ``"25"``, ``12.5`` -> ``"12.5"`` (column suffixes of Table 1)."""
@@ -119,8 +225,8 @@ def _trpo_progress(env: str, x: np.ndarray, mean: np.ndarray,
         end = len(x)
     else:
         if budget_timesteps < x[0]:
-            raise ValueError(f"{env}: budget_timesteps={budget_timesteps:g} is before the first "
-                             f"point of TRPO's mean curve ({x[0]:g} timesteps)")
+            raise RunSelectionError(f"{env}: budget_timesteps={budget_timesteps:g} is before the first "
+                                    f"point of TRPO's mean curve ({x[0]:g} timesteps)")
         if budget_timesteps > x[-1]:
             warnings.warn(f"{env}: TRPO's mean curve ends at {x[-1]:g} timesteps, before "
                           f"budget_timesteps={budget_timesteps:g}; its last point is used as the "
@@ -131,7 +237,7 @@ def _trpo_progress(env: str, x: np.ndarray, mean: np.ndarray,
 
 def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
                   levels: Iterable[float] = DEFAULT_LEVELS, *,
-                  paper_table1_csv: Path | str) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  paper_table1: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Paper Tables 1 and 3: ES and TRPO timesteps to reach fractions of TRPO's learning progress.
 
     For each environment with both ES and TRPO runs, each algorithm's runs are averaged into a mean
@@ -140,22 +246,22 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
     covers. With ``initial`` the TRPO mean curve at its first point and ``final`` the TRPO mean
     curve at `budget_timesteps` (the last point at or before it; default: TRPO's last commonly
     covered point), the level ``p`` has target score ``initial + p / 100 * (final - initial)``
-    (exactly ``final`` for p = 100; docs/paper.md, "How the tables are defined"). TRPO's timesteps are
-    the first reach of the target on its mean curve up to the budget, ES's the first reach on its
-    whole mean curve (ES may need more than the budget, as in paper Table 3).
+    (exactly ``final`` for p = 100; docs/paper.md, "How the tables are defined"). TRPO's timesteps
+    are the first reach of the target on its mean curve up to the budget, ES's the first reach on
+    its whole mean curve (ES may need more than the budget, as in paper Table 3).
 
     Parameters
     ----------
     runs_df : DataFrame
         Long table from :func:`esrepro.analysis.runs.load_runs`. Rows of algorithms other than
-        ``"es"`` and ``"trpo"`` are ignored.
+        ``"es"`` and ``"trpo"`` are left out with a warning.
     budget_timesteps : float, optional
         Timesteps at which TRPO's final score is taken (the paper: 5e6). A warning is given when
         TRPO's mean curve ends before it (its last point is used).
     levels : iterable of float
         Percentages of learning progress, each in (0, 100].
-    paper_table1_csv : Path or str
-        The paper's Table 1 (columns env, progress_<p>, ...), e.g.
+    paper_table1 : DataFrame
+        The paper's Table 1 (columns env, progress_<p>, ...), e.g. read from
         ``paper/reference/table1_mujoco_ratios.csv``.
 
     Returns
@@ -176,19 +282,24 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
     Warns
     -----
     UserWarning
-        For every environment that has runs of only one of the two algorithms (it is skipped).
+        For runs of other algorithms, and for every environment that has runs of only one of the
+        two algorithms (it is left out).
 
     Raises
     ------
     ValueError
-        If a level is outside (0, 100], or `budget_timesteps` is before TRPO's first point.
+        If a level is outside (0, 100].
+    RunSelectionError
+        If `budget_timesteps` is before TRPO's first point.
     """
     levels = [float(p) for p in levels]
     bad = [p for p in levels if not 0 < p <= 100]
     if bad or not levels:
         raise ValueError(f"levels must be non-empty percentages in (0, 100], got {levels}")
     rows = []
-    compared = runs_df[runs_df["algo"].isin([ES_ALGO, TRPO_ALGO])]
+    is_compared = runs_df["algo"].isin([ES_ALGO, TRPO_ALGO])
+    warn_left_out(runs_df, ~is_compared, "Tables 1 and 3", "neither ES nor TRPO")
+    compared = runs_df[is_compared]
     for env in sorted(compared["env"].unique()):
         curves = {algo: _mean_curve(compared, algo, env) for algo in (TRPO_ALGO, ES_ALGO)}
         missing = [algo for algo, (x, _, _) in curves.items() if x.size == 0]
@@ -226,8 +337,7 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
                             "ratio": float, "ratio_text": object, "es_seeds": int,
                             "trpo_seeds": int})
 
-    paper = pd.read_csv(paper_table1_csv)
-    paper = paper.set_index("env")
+    paper = paper_table1.set_index("env")
     envs = sorted(table3["env"].unique())
     table1 = pd.DataFrame({"env": pd.Series(envs, dtype=object)})
     for p in levels:
@@ -241,28 +351,9 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
     return table1, table3
 
 
-# ---------------------------------------------------------------- rendering
-
-def _sci(value: float) -> str:
-    """Timesteps as in the paper's Table 3: ``905000`` -> ``"9.05e5"``; NaN -> ``"n/a"``."""
-    if isinstance(value, str):
-        return value
-    if value is None or math.isnan(value):
-        return "n/a"
-    if value == 0:
-        return "0"
-    mantissa, exponent = f"{value:.2e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def fixed_text(value: float) -> str:
-    """A score or ratio to 2 decimals; NaN -> ``"n/a"``."""
-    return "n/a" if value is None or math.isnan(value) else f"{value:.2f}"
-
-
 def _budget_phrase(budget_timesteps: float | None) -> str:
     return ("at the end of TRPO's runs (last point all seeds cover)" if budget_timesteps is None
-            else f"at {_sci(float(budget_timesteps))} timesteps")
+            else f"at {sci_text(float(budget_timesteps))} timesteps")
 
 
 def _table1_display(table1: pd.DataFrame) -> pd.DataFrame:
@@ -285,17 +376,17 @@ def _table3_display(table3: pd.DataFrame, paper3: pd.DataFrame) -> pd.DataFrame:
     paper = key.merge(paper3, how="left", left_on=["base", "progress_pct"],
                       right_on=["env", "progress_pct"], suffixes=("", "_paper"))
     es_text = [
-        "not reached" if math.isnan(t) and text != NO_PROGRESS_TEXT else _sci(t)
+        "not reached" if math.isnan(t) and text != NO_PROGRESS_TEXT else sci_text(t)
         for t, text in zip(table3["es_timesteps"], table3["ratio_text"])]
     return pd.DataFrame({
         "env": table3["env"].to_numpy(),
         "progress (%)": table3["progress_pct"].map(lambda p: f"{p:g}").to_numpy(),
         "TRPO score": table3["trpo_score"].map(fixed_text).to_numpy(),
         "TRPO score (paper)": paper["trpo_score"].map(fixed_text).to_numpy(),
-        "TRPO timesteps": table3["trpo_timesteps"].map(_sci).to_numpy(),
-        "TRPO timesteps (paper)": paper["trpo_timesteps"].map(_sci).to_numpy(),
+        "TRPO timesteps": table3["trpo_timesteps"].map(sci_text).to_numpy(),
+        "TRPO timesteps (paper)": paper["trpo_timesteps"].map(sci_text).to_numpy(),
         "ES timesteps": es_text,
-        "ES timesteps (paper)": paper["es_timesteps"].map(_sci).to_numpy(),
+        "ES timesteps (paper)": paper["es_timesteps"].map(sci_text).to_numpy(),
         "ratio ES/TRPO": table3["ratio_text"].to_numpy(),
         "ratio (paper)": paper["ratio"].map(fixed_text).to_numpy(),
         "ES seeds": table3["es_seeds"].map(str).to_numpy(),
@@ -303,55 +394,18 @@ def _table3_display(table3: pd.DataFrame, paper3: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def markdown_table(caption: str, shown: pd.DataFrame) -> str:
-    """A caption line, a blank line, then the (all-string) table as Markdown."""
-    markdown = shown.to_markdown(index=False, disable_numparse=True,
-                                 colalign=["left"] + ["right"] * (shown.shape[1] - 1))
-    return caption + "\n\n" + markdown + "\n"
-
-
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}"}
-
-
-def _latex_escape(text: str) -> str:
-    """Escape LaTeX special characters, including ``<`` and ``>`` (which pandas leaves as they
-    are and the default OT1 font encoding prints as other glyphs)."""
-    return "".join(_LATEX_SPECIAL.get(char, char) for char in str(text))
-
-
-def latex_table(caption: str, label: str, shown: pd.DataFrame) -> str:
-    """A booktabs ``table`` environment (pandas Styler; needs jinja2) with caption and label."""
-    escaped = shown.map(_latex_escape)
-    escaped.columns = [_latex_escape(c) for c in shown.columns]
-    return escaped.style.hide(axis="index").to_latex(
-        caption=_latex_escape(caption), label=label, hrules=True, position_float="centering",
-        column_format="l" + "r" * (shown.shape[1] - 1))
-
-
-def write_table_files(prefix: Path | str, frame: pd.DataFrame, markdown: str, latex: str) -> None:
-    """Write ``<prefix>.csv``, ``.md`` and ``.tex``, each atomically."""
-    prefix = Path(prefix)
-    with atomic_output(prefix.with_name(prefix.name + ".csv")) as tmp:
-        frame.to_csv(tmp, index=False)
-    for suffix, text in ((".md", markdown), (".tex", latex)):
-        with atomic_output(prefix.with_name(prefix.name + suffix)) as tmp:
-            tmp.write_text(text, encoding="utf-8")
-
-
 def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path | str,
-                        paper_table3_csv: Path | str, out_prefix_table1: Path | str,
-                        out_prefix_table3: Path | str, budget_timesteps: float | None = None,
+                        paper_table3_csv: Path | str, table1_paths: Iterable[Path | str],
+                        table3_paths: Iterable[Path | str], budget_timesteps: float | None = None,
                         levels: Iterable[float] = DEFAULT_LEVELS,
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load runs, build paper Tables 1 and 3 (:func:`mujoco_tables`) and write them.
 
-    Writes, each atomically (parent directories created), for ``P`` in the two prefixes:
-    ``P.csv`` (the frame as returned), ``P.md`` (a caption line, then a Markdown table) and
-    ``P.tex`` (a booktabs ``table`` with caption and label ``tab:table1`` / ``tab:table3``). The
-    Markdown and LaTeX tables put our numbers beside the paper's: Table 1 its published ratios,
-    Table 3 ``trpo_score``, ``trpo_timesteps``, ``es_timesteps`` and ``ratio`` of
+    Each table is written to each of its paths in the format the suffix names
+    (:func:`esrepro.analysis.render.write_table`): ``.csv`` the frame as returned, ``.md`` a caption
+    line and a Markdown table, ``.tex`` a booktabs ``table`` with caption and label ``tab:table1`` /
+    ``tab:table3``. The Markdown and LaTeX tables put our numbers beside the paper's: Table 1 its
+    published ratios, Table 3 ``trpo_score``, ``trpo_timesteps``, ``es_timesteps`` and ``ratio`` of
     `paper_table3_csv` (matched on env without ``-vN`` and level; ``n/a`` where absent).
 
     Parameters
@@ -360,8 +414,8 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
         ES and TRPO run directories (``progress.csv`` + ``run.json`` each).
     paper_table1_csv, paper_table3_csv : Path or str
         ``table1_mujoco_ratios.csv`` and ``table3_mujoco_detail.csv`` of ``paper/reference``.
-    out_prefix_table1, out_prefix_table3 : Path or str
-        Output paths without suffix, e.g. ``paper/tables/table1``.
+    table1_paths, table3_paths : iterable of Path or str
+        Output files, e.g. ``paper/tables/table1.csv``, ``.md``, ``.tex``.
     budget_timesteps : float, optional
         As in :func:`mujoco_tables` (the paper: 5e6).
     levels : iterable of float
@@ -374,13 +428,19 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
 
     Raises
     ------
-    ValueError
-        If no environment has both ES and TRPO runs (nothing would be written).
+    InputError
+        For a bad output path, a missing or damaged run or reference file, or if no environment has
+        both ES and TRPO runs (nothing is written).
     """
+    table1_paths, table3_paths = list(table1_paths), list(table3_paths)
+    check_outputs(tables=[*table1_paths, *table3_paths])
+    levels = list(levels)
+    paper_table1 = read_reference(paper_table1_csv, ["env"], PAPER_TABLE1_NUMBERS)
+    paper_table3 = _paper_table3(paper_table3_csv)
     table1, table3 = mujoco_tables(load_runs(run_dirs), budget_timesteps=budget_timesteps,
-                                   levels=levels, paper_table1_csv=paper_table1_csv)
+                                   levels=levels, paper_table1=paper_table1)
     if table3.empty:
-        raise ValueError("no environment has both ES and TRPO runs; Tables 1 and 3 not written")
+        raise RunSelectionError("no environment has both ES and TRPO runs; Tables 1 and 3 not written")
     where = _budget_phrase(budget_timesteps)
     levels_text = "/".join(_level_name(float(p)) for p in levels)
     caption1 = (f"Table 1: ES timesteps / TRPO timesteps to reach {levels_text}% of TRPO's "
@@ -390,10 +450,64 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
     caption3 = (f"Table 3: score levels of TRPO's learning progress {where} (initial + p% of "
                 f"final - initial) and the timesteps the mean curves over seeds of TRPO and ES "
                 f"first reach them, beside Salimans et al. 2017 Table 3 (gym -v1 dynamics).")
-    shown1 = _table1_display(table1)
-    shown3 = _table3_display(table3, pd.read_csv(paper_table3_csv))
-    write_table_files(out_prefix_table1, table1, markdown_table(caption1, shown1),
-               latex_table(caption1, "tab:table1", shown1))
-    write_table_files(out_prefix_table3, table3, markdown_table(caption3, shown3),
-               latex_table(caption3, "tab:table3", shown3))
+    write_table(table1_paths, table1, _table1_display(table1), caption1, "tab:table1")
+    write_table(table3_paths, table3, _table3_display(table3, paper_table3), caption3, "tab:table3")
     return table1, table3
+
+
+# ---------------------------------------------------------------- learning curves
+
+def plot_learning_curves(run_dirs: Iterable[Path | str], out_paths: Iterable[Path | str],
+                         x: str = "timesteps") -> Figure:
+    """Plot the mean ± sd over seeds of ``eval_return_mean`` against `x`, one panel per env.
+
+    Each seed's curve is step-interpolated onto a log-spaced grid
+    (:func:`esrepro.analysis.curves.resample_curves`) and only the grid points that every seed of
+    an (algo, env) covers are drawn, so the mean is always over the same seeds. Algorithms share
+    panels, one colour each (hue=algo). The band is seaborn's ``errorbar="sd"`` (sample sd,
+    ddof=1; no band for a single seed). Up to :data:`MAX_COLUMNS` panels of 4.5 x 3.4 inches per
+    row.
+
+    Parameters
+    ----------
+    run_dirs : iterable of Path or str
+        Run directories (``progress.csv`` + ``run.json`` each).
+    out_paths : iterable of Path or str
+        Figure files, format by suffix (:func:`esrepro.analysis.render.save_figure`).
+    x : str
+        Progress column for the (log-scaled) x axis, e.g. ``"timesteps"`` or ``"iteration"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written (not registered with pyplot).
+
+    Raises
+    ------
+    InputError
+        For a bad output path, a missing or damaged run file, or if no run has an evaluation at a
+        positive `x`.
+    """
+    out_paths = list(out_paths)
+    check_outputs(figures=out_paths)
+    curves = common_coverage(resample_curves(load_runs(run_dirs), x=x, y=Y_COLUMN))
+    if curves.empty:
+        raise RunSelectionError(f"no eval_return_mean values at positive {x} to plot")
+    envs = sorted(curves["env"].unique())
+    algos = sorted(curves["algo"].unique())
+    ncols = min(len(envs), MAX_COLUMNS)
+    nrows = math.ceil(len(envs) / ncols)
+    with themed_figure(4.5 * ncols, 3.4 * nrows) as fig:
+        palette = dict(zip(algos, sns.color_palette(n_colors=len(algos))))
+        axes = fig.subplots(nrows, ncols, sharey=False, squeeze=False).ravel()
+        for ax, env in zip(axes, envs):
+            sns.lineplot(data=curves[curves["env"] == env], x="x", y="y", hue="algo",
+                         palette=palette, estimator="mean", errorbar="sd", legend=False, ax=ax)
+            ax.set_xscale("log")
+            ax.set(xlabel=x, ylabel="eval return", title=env)
+        for ax in axes[len(envs):]:
+            ax.set_visible(False)
+        fig.legend(handles=[Line2D([], [], color=palette[a], label=a) for a in algos],
+                   loc="outside right upper", title="algo")
+        save_figure(fig, out_paths)
+    return fig
