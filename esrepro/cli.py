@@ -1,13 +1,13 @@
 """Command line: ``python -m esrepro train|trpo|a2c|summary|tables|curves|atari-table|frameskip-figure|scaling``."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from esrepro.config import ConfigError, apply_schema, load_config, run_params
-from esrepro.errors import InputError
+from esrepro.config import INT64_MAX, ConfigError, apply_schema, load_config, parse_json_object, run_params
+from esrepro.envs import ATARI, MUJOCO, kind_of
+from esrepro.errors import InputError, RunFailed
 
 
 def _cores() -> int:
@@ -16,33 +16,30 @@ def _cores() -> int:
 
 def _run_setup(args, algo: str):
     """(validated run parameters, output directory) of a ``train``/``trpo``/``a2c`` invocation."""
-    from esrepro.envs.atari import game_name, is_atari
     from esrepro.config import env_id
-    atari = is_atari(args.env)
-    section = {"es": "atari", "a2c": "a2c"}.get(algo) if atari else {"es": "es", "trpo": "trpo"}.get(algo)
+    from esrepro.envs.atari import TABLE2_FRAME_SKIP, game_name
+    kind = kind_of(args.env)
+    section = {(MUJOCO, "es"): "es", (MUJOCO, "trpo"): "trpo", (ATARI, "es"): "atari", (ATARI, "a2c"): "a2c"}.get(
+        (kind, algo))
     if section is None:
         raise ConfigError(f"--env '{args.env}': {algo} runs {'MuJoCo' if algo == 'trpo' else 'Atari'} envs only")
-    key = game_name(args.env) if atari else args.env
+    key = game_name(args.env) if kind is ATARI else args.env
     try:
         env_id(section, key)
     except ConfigError as e:
         raise ConfigError(f"--env: {str(e).split(': ', 1)[1]}") from None
-    runs = "games" if atari else "envs"
+    config = None
     if args.config:
         config = load_config(args.config)
         if section not in config:
             raise ConfigError(f"config file '{args.config}' has no '{section}' section")
-    else:  # the schema defaults alone
-        config = apply_schema({section: {runs: {key: None}}})
-    overrides = json.loads(args.params) if args.params else {}
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"--params must be a JSON object, got {args.params!r}")
+    overrides = parse_json_object(args.params, "--params") if args.params else {}
     overrides |= {k: getattr(args, k) for k in ("iterations", "timesteps") if getattr(args, k, None) is not None}
-    if atari and algo == "es":
-        overrides.setdefault("frame_skip", 4)  # the grid's variable; Table 2's value by default
-    params = run_params(config, key, overrides, section)
-    variant = f"frameskip{params['frame_skip']}" if atari and algo == "es" else ""
-    out = args.out or Path(config["results_dir"]) / algo / key / variant / f"seed{args.seed}"
+    grid = {"frame_skip": TABLE2_FRAME_SKIP} if section == "atari" and "frame_skip" not in overrides else {}
+    params = run_params(config, key, grid, section, overrides)
+    variant = f"frameskip{params['frame_skip']}" if section == "atari" else ""
+    results = config["results_dir"] if config else apply_schema({})["results_dir"]
+    out = args.out or Path(results) / algo / key / variant / f"seed{args.seed}"
     return params, out
 
 
@@ -54,9 +51,10 @@ def _train(args) -> int:
     params, out = _run_setup(args, "es")
     from esrepro.distributed.cluster import resolve_cluster
     cluster = resolve_cluster(args.scheduler, args.cluster)  # validated before any work starts
+    from esrepro.run_config import RunConfig
     from esrepro.train import train
-    summary = train(args.env, args.seed, params, out, args.workers, chunk_pairs=args.chunk_pairs, log=_log,
-                    cluster=cluster)
+    summary = train(RunConfig.from_params(args.env, args.seed, params), out, args.workers,
+                    chunk_pairs=args.chunk_pairs, log=_log, cluster=cluster)
     print(f"done: {summary['iterations']} iterations, {summary['timesteps']:,} timesteps, "
           f"final eval return {summary['final_eval_return_mean']:.2f}, {summary['wall_time_s']:.1f} s -> {out}")
     return 0
@@ -120,29 +118,45 @@ def _scaling(args) -> int:
     return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _integer(low: int):
+    """An argparse type: an integer in [low, 2^63 - 1]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if not low <= value <= INT64_MAX:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+    return parse
+
+
+_positive = _integer(1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line ``esrepro: error: ...`` (exit 2) like every other."""
+
+    def error(self, message):
+        self.exit(2, f"esrepro: error: {message}\n")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="esrepro", description=__doc__)
+    p = _Parser(prog="esrepro", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     def run_arguments(p, algo):
         p.add_argument("--env", required=True, help="gymnasium env id, e.g. InvertedPendulum-v5 or ALE/Pong-v5")
-        p.add_argument("--seed", type=int, required=True, help="run seed (integer)")
+        p.add_argument("--seed", type=_integer(0), required=True, help="run seed (integer >= 0)")
         p.add_argument("--config", help=f"workflow config YAML ({algo}.params and {algo}.envs.<env> apply); "
                                         "default: schema defaults")
         p.add_argument("--params", help='JSON object of run-parameter overrides, e.g. \'{"sigma": 0.05}\'')
-        p.add_argument("--timesteps", type=int, help="budget in timesteps (overrides the config)")
+        p.add_argument("--timesteps", type=_positive, help="budget in timesteps (overrides the config)")
         p.add_argument("--out", type=Path, help=f"output directory (default: <results_dir>/{algo}/<env>/seed<seed>)")
 
     t = sub.add_parser("train", help="one ES run on a Dask cluster, one progress line per iteration")
     run_arguments(t, "es")
-    t.add_argument("--iterations", type=int, help="budget in iterations (overrides the config)")
+    t.add_argument("--iterations", type=_positive, help="budget in iterations (overrides the config)")
     t.add_argument("--workers", type=_positive, default=_cores(),
                    help="local Dask worker processes (default: the cores available, %(default)s here)")
     t.add_argument("--scheduler", help="existing Dask scheduler address or scheduler file "
@@ -215,3 +229,6 @@ def main(argv=None) -> int:
     except (InputError, FileNotFoundError) as e:
         print(f"esrepro: error: {e}", file=sys.stderr)
         return 2
+    except RunFailed as e:
+        print(f"esrepro: error: {e}", file=sys.stderr)
+        return 1

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from test_train import outputs
-from esrepro.config import apply_schema, run_params
+from esrepro.config import run_params
+from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
 # Short episodes, a tiny VBN batch, a table just above the CNN's 1.7M parameters.
@@ -16,8 +17,8 @@ PONG = {"iterations": 2, "pairs_per_iteration": 3, "eval_episodes": 2, "max_epis
 
 
 def train(client, out, chunk_pairs=None, **overrides):
-    params = run_params(apply_schema({"atari": {"games": {"Pong": None}}}), "Pong", PONG | overrides, "atari")
-    return Trainer("ALE/Pong-v5", 5, params, out, client, chunk_pairs, log=lambda _: None).run()
+    params = run_params(None, "Pong", section="atari", overrides=PONG | overrides)
+    return Trainer(RunConfig.from_params("ALE/Pong-v5", 5, params), out, log=lambda _: None).run(client, chunk_pairs)
 
 
 def test_pong_run_is_the_same_with_any_workers_chunking_and_communication(clients, tmp_path):

@@ -31,8 +31,10 @@ def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     lines = []
     params = dict(DETERMINISM, communication="scalar")
     from test_train import params as run_params
+    from esrepro.run_config import RunConfig
     from esrepro.train import Trainer
-    Trainer("InvertedPendulum-v5", 3, run_params(**params), tmp_path, clients[2], log=lines.append).run()
+    config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**params))
+    Trainer(config, tmp_path, log=lines.append).run(clients[2])
     sent = [line for line in lines if line.startswith("sent the full state")]
     assert len(sent) == 2 and all("(version 0)" in line for line in sent)  # once per worker, at the start
 

@@ -13,18 +13,20 @@ import pytest
 
 from conftest import TINY, run_cli
 from esrepro.checkpoint import CheckpointMismatch
-from esrepro.config import apply_schema, run_params
+from esrepro.config import run_params
+from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
 WALL = ["wall_time_s", "iteration_time_s"]
 
 
 def params(env="InvertedPendulum-v5", **overrides):
-    return run_params(apply_schema({"es": {"envs": {env: None}}}), env, overrides)
+    return run_params(None, env, overrides=overrides)
 
 
 def train(client, out, env="InvertedPendulum-v5", seed=3, chunk_pairs=None, **overrides):
-    return Trainer(env, seed, params(env, **overrides), out, client, chunk_pairs, log=lambda _: None).run()
+    config = RunConfig.from_params(env, seed, params(env, **overrides))
+    return Trainer(config, out, log=lambda _: None).run(client, chunk_pairs)
 
 
 def outputs(out):

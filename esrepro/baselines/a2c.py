@@ -35,8 +35,9 @@ Provenance
   training wrappers), as OpenAI baselines and the zoo report A2C.
 
 Outputs in ``out_dir``: ``progress.csv`` (the suite's shared columns, then ``return_min,
-length_mean, updates, eval_time_s, frames``), ``policy.zip`` (SB3 model), ``run.json``. Every
-file is written atomically.
+length_mean, updates, eval_time_s, frames``), ``policy.zip`` (SB3 model), ``run.json``,
+``checkpoint/`` (the latest checkpoint; a rerun resumes from it: docs/baselines.md). Every file
+is written atomically.
 """
 
 from esrepro.envs.atari import FRAME_STACK, make_atari_env  # importing esrepro.atari registers the ALE ids
@@ -119,7 +120,7 @@ def build(env_id: str, seed: int, params: dict) -> Setup:
 
 def train_a2c(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, log=print) -> dict:
     """Train SB3's A2C on the Atari game ``env_id`` and write ``out_dir/{progress.csv, policy.zip,
-    run.json}``.
+    run.json, checkpoint/}``, resuming from ``out_dir``'s checkpoint if any.
 
     Parameters
     ----------
@@ -147,6 +148,8 @@ def train_a2c(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, l
         Naming the bad key of ``params`` and its value.
     ValueError
         For an unknown ``env_id``.
+    esrepro.checkpoint.CheckpointDamaged, esrepro.checkpoint.CheckpointMismatch
+        For a damaged checkpoint in ``out_dir``, or one of another run.
 
     Notes
     -----
@@ -154,7 +157,7 @@ def train_a2c(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, l
     frames; ``return_*`` are raw (unclipped) whole-game returns of the training envs and
     ``length_mean`` their length in emulator frames (SB3's Monitor sits on the frameskip=1 base
     env, under AtariWrapper), ``eval_*`` the returns and lengths (agent steps) of the evaluation
-    protocol. Stopping, evaluation points and determinism: see
+    protocol. Stopping, evaluation points, checkpoints and determinism: see
     :func:`esrepro.baselines.common.train_baseline`.
     """
     return train_baseline("a2c", env_id, seed, params, out_dir, threads, log, build)

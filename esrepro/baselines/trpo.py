@@ -22,16 +22,16 @@ Provenance
   ``SeedSequence([seed, k, e])``.
 
 Outputs in ``out_dir``: ``progress.csv`` (the suite's shared columns first), ``policy.zip`` (SB3
-model), ``vecnormalize.pkl`` (when ``normalize``), ``run.json``. Every file is written atomically.
+model), ``vecnormalize.pkl`` (when ``normalize``), ``run.json``, ``checkpoint/`` (the latest
+checkpoint; a rerun resumes from it: docs/baselines.md). Every file is written atomically.
 """
 
-from esrepro.atomic import atomic_output
 from esrepro.baselines.common import Setup, train_baseline
 
 
 def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, log=print) -> dict:
     """Train sb3-contrib TRPO on ``env_id`` and write ``out_dir/{progress.csv, policy.zip,
-    vecnormalize.pkl, run.json}``.
+    vecnormalize.pkl, run.json, checkpoint/}``, resuming from ``out_dir``'s checkpoint if any.
 
     Parameters
     ----------
@@ -50,9 +50,16 @@ def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, 
     dict
         The content of run.json.
 
+    Raises
+    ------
+    esrepro.config.ConfigError
+        Naming the bad key of ``params`` and its value.
+    esrepro.checkpoint.CheckpointDamaged, esrepro.checkpoint.CheckpointMismatch
+        For a damaged checkpoint in ``out_dir``, or one of another run.
+
     Notes
     -----
-    Stopping, evaluation points, progress columns and determinism: see
+    Stopping, evaluation points, checkpoints, progress columns and determinism: see
     :func:`esrepro.baselines.common.train_baseline`.
     """
     return train_baseline("trpo", env_id, seed, params, out_dir, threads, log, build)
@@ -83,13 +90,5 @@ def build(env_id: str, seed: int, params: dict) -> Setup:
                        "activation_fn": torch.nn.Tanh},
         seed=seed, device="cpu", verbose=0)
 
-    def save(out_dir):
-        """vecnormalize.pkl (training statistics); none, and no stale one, without normalization."""
-        if params["normalize"]:
-            with atomic_output(out_dir / "vecnormalize.pkl") as tmp:
-                env.save(str(tmp))
-        else:
-            (out_dir / "vecnormalize.pkl").unlink(missing_ok=True)
-
     # Evaluation sees observations normalized with the statistics frozen at that moment.
-    return Setup(model, eval_env, eval_obs=env.normalize_obs if params["normalize"] else None, save=save)
+    return Setup(model, eval_env, vecnormalize=env if params["normalize"] else None)

@@ -24,6 +24,7 @@ No fire-on-reset and no reward clipping (neither is part of the paper's protocol
 
 import difflib
 import re
+from dataclasses import dataclass
 
 import ale_py
 import gymnasium as gym
@@ -31,14 +32,41 @@ import numpy as np
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
 from esrepro.envs.mujoco import check_env_id
+from esrepro.policies.cnn import CNNPolicy
 
 gym.register_envs(ale_py)
 
+#: Emulator frames per agent step of the Table 2 runs (A3C's; Figure 2 varies it).
+TABLE2_FRAME_SKIP = 4
 #: Frames stacked into one observation (DQN / A3C).
 FRAME_STACK = 4
 #: Side of the square grayscale frames.
 SCREEN_SIZE = 84
 _ENV_ID = re.compile(r"ALE/(?P<game>[A-Za-z0-9]+)-v5")
+
+
+@dataclass(frozen=True)
+class AtariParams:
+    """The ES parameters of Atari runs only (config/es_params.schema.yaml has their defaults and
+    sources).
+
+    Attributes
+    ----------
+    frame_skip : int
+        Emulator frames per agent step (set by the grid: ``TABLE2_FRAME_SKIP`` for Table 2, 1-4 for
+        Figure 2).
+    noop_max : int
+        Up to this many random no-ops at each episode start (paper: 30).
+    network : str
+        The A3C CNN, "large" or "small" (``esrepro.policies.cnn``).
+    vbn_batch_size : int
+        Observations in the VBN reference batch (``reference_batch``).
+    """
+
+    frame_skip: int
+    noop_max: int
+    network: str
+    vbn_batch_size: int
 
 
 def is_atari(env_id: str) -> bool:
@@ -208,3 +236,14 @@ def reference_batch(env_id: str, frame_skip: int, noop_max: int, size: int = 128
         obs, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
         if terminated or truncated:
             obs, _ = env.reset()
+
+
+def make_run_env(env_id: str, params: AtariParams, max_episode_steps: int | None) -> gym.Env:
+    """The env of an ES run: ``make_atari_env`` with the run's frame_skip and noop_max."""
+    return make_atari_env(env_id, params.frame_skip, params.noop_max, max_episode_steps)
+
+
+def make_policy(env: gym.Env, params: AtariParams, reference: np.ndarray) -> CNNPolicy:
+    """The A3C CNN over ``env``'s actions with virtual batch normalization on ``reference``
+    (uint8 (n, 4, 84, 84), from ``reference_batch``)."""
+    return CNNPolicy(env.action_space.n, params.network, reference)

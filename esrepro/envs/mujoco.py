@@ -1,8 +1,35 @@
-"""Environment construction for ES rollouts (MuJoCo through gymnasium)."""
+"""MuJoCo envs for ES (paper section 4.1) through gymnasium, and the parameters that apply to them
+only: the tanh MLP policy, observation normalization and action noise."""
 
 import difflib
+from dataclasses import dataclass
 
 import gymnasium as gym
+
+from esrepro.policies.mlp import MLPPolicy
+
+
+@dataclass(frozen=True)
+class MujocoParams:
+    """The ES parameters of MuJoCo runs only (config/es_params.schema.yaml has their defaults and
+    sources).
+
+    Attributes
+    ----------
+    hidden : tuple of int
+        tanh MLP hidden layer sizes (paper section 4.1: (64, 64)).
+    action_bins : int
+        0 = continuous actions; 10 = the paper's discretized actions (Hopper, Swimmer).
+    obs_norm_prob : float
+        Probability that a training rollout records observation statistics (reference 0.01).
+    action_noise_std : float
+        Gaussian noise std on training actions (reference 0.01).
+    """
+
+    hidden: tuple[int, ...]
+    action_bins: int
+    obs_norm_prob: float
+    action_noise_std: float
 
 
 def check_env_id(env_id: str) -> None:
@@ -19,3 +46,14 @@ def make_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     registered env needs)."""
     check_env_id(env_id)
     return gym.make(env_id, max_episode_steps=max_episode_steps, disable_env_checker=True)
+
+
+def make_run_env(env_id: str, params: MujocoParams, max_episode_steps: int | None) -> gym.Env:
+    """The env of an ES run (``make_env``; ``params`` change nothing about the env)."""
+    return make_env(env_id, max_episode_steps)
+
+
+def make_policy(env: gym.Env, params: MujocoParams, reference=None) -> MLPPolicy:
+    """The tanh MLP for ``env``'s spaces (``reference`` is unused: MuJoCo has no VBN)."""
+    space = env.action_space
+    return MLPPolicy(env.observation_space.shape[0], space.low, space.high, params.hidden, params.action_bins)

@@ -41,6 +41,14 @@ class ObsStats:
         self.sumsq = np.full(dim, INITIAL_COUNT, dtype=np.float64)
         self.count = INITIAL_COUNT
 
+    @classmethod
+    def from_sums(cls, obs_sum: np.ndarray, obs_sumsq: np.ndarray, count: float) -> "ObsStats":
+        """Statistics holding (copies of) saved sums: the inverse of reading ``sum``, ``sumsq``,
+        ``count``."""
+        stats = cls(obs_sum.size)
+        stats.sum, stats.sumsq, stats.count = obs_sum.astype(np.float64), obs_sumsq.astype(np.float64), float(count)
+        return stats
+
     def increment(self, obs_sum: np.ndarray, obs_sumsq: np.ndarray, count: float) -> None:
         """Add the sums of ``count`` recorded observations."""
         self.sum += obs_sum

@@ -66,6 +66,24 @@ def eval_env_seed(run_seed: int, iteration: int, episode: int) -> int:
     return int(rng.integers(2**31))
 
 
+@dataclass
+class ESState:
+    """Everything ``OpenES.tell`` changes: the parameters and Adam's state (checkpointed, and sent
+    to worker replicas in the scalar communication mode).
+
+    Attributes
+    ----------
+    theta, adam_m, adam_v : ndarray of float32, shape (dim,)
+    adam_t : int
+        Adam updates done.
+    """
+
+    theta: np.ndarray
+    adam_m: np.ndarray
+    adam_v: np.ndarray
+    adam_t: int
+
+
 class OpenES:
     """Parameter state and update rule of OpenAI-ES.
 
@@ -91,6 +109,19 @@ class OpenES:
         self.noise = noise
         self.l2coeff = l2coeff
         self.optimizer = Adam(self.theta.size, stepsize)
+
+    def state(self) -> ESState:
+        """A copy of the state."""
+        opt = self.optimizer
+        return ESState(self.theta.copy(), opt.m.copy(), opt.v.copy(), opt.t)
+
+    @classmethod
+    def from_state(cls, state: ESState, noise: NoiseTable, stepsize: float, l2coeff: float) -> "OpenES":
+        """An ``OpenES`` holding (a copy of) ``state``; the inverse of ``state()``."""
+        es = cls(state.theta, noise, stepsize, l2coeff)
+        es.optimizer.m, es.optimizer.v = state.adam_m.copy(), state.adam_v.copy()
+        es.optimizer.t = state.adam_t
+        return es
 
     def gradient(self, noise_indices: np.ndarray, returns: np.ndarray) -> np.ndarray:
         """The reference code's gradient estimate of the expected return.

@@ -1,0 +1,258 @@
+"""How the workers learn each iteration's parameters: the run's ``communication`` setting (paper
+Algorithm 2; docs/design.md, "Distribution").
+
+- ``broadcast``: a payload ``(theta, obs_mean, obs_std)`` reaches every worker once per version,
+  as in the reference code;
+- ``scalar``: every worker keeps a ``Replica`` of the run's state (parameters, Adam, observation
+  statistics) and brings it up to date itself from a ``Sync``: the last ``Update``'s noise indices,
+  returns and observation sums, a few KB. A worker without a current replica answers ``stale`` and
+  the master sends it the full state once.
+
+A version is the number of weight updates the parameters have had (= the iteration that produced
+them). The master's side is ``Workers``: ``map`` runs tasks on the current version, ``advance``
+moves to the next one. The workers' side is ``resolve``, called by every task.
+"""
+
+import threading
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from distributed import get_worker
+
+from esrepro.errors import RunFailed
+from esrepro.es.obstat import ObsStats
+from esrepro.es.strategy import ESState, OpenES
+from esrepro.run_config import RunConfig
+
+#: Rounds of stale answers in a row (each followed by sending the full state) before a run gives up.
+MAX_STALE_ROUNDS = 5
+
+
+@dataclass
+class Update:
+    """One iteration's update, as scalars: what turns version v - 1 into version v.
+
+    Attributes
+    ----------
+    noise_indices : ndarray of int64, shape (n,)
+    returns : ndarray of float64, shape (n, 2)
+        Raw returns; the centered ranks are computed from them by ``OpenES.tell``.
+    obs : list of (obs_sum, obs_sumsq, count)
+        Observation sums of the recorded rollouts, in pair order.
+    """
+
+    noise_indices: np.ndarray
+    returns: np.ndarray
+    obs: list
+
+
+def apply_update(es: OpenES, obstat: ObsStats | None, update: Update) -> float:
+    """Apply ``update`` to ``es`` and ``obstat``: the same operations in the same order on the
+    master and on every replica, so all hold bit-identical state. Returns the update ratio."""
+    ratio = es.tell(update.noise_indices, update.returns)
+    for s, ss, c in update.obs:
+        obstat.increment(s, ss, c)
+    return ratio
+
+
+def checksum(theta: np.ndarray) -> int:
+    """CRC32 of the parameter bytes: a replica must match the master's exactly."""
+    return zlib.crc32(np.ascontiguousarray(theta).view(np.uint8))
+
+
+@dataclass
+class Sync:
+    """What brings a replica to ``version``: the last ``update`` (None for a run's first version)
+    and the master's checksum of the parameters at ``version``. A few KB."""
+
+    run_key: str
+    version: int
+    update: Update | None
+    theta_crc: int
+
+
+@dataclass
+class FullState:
+    """The master's whole state at ``version``, sent to a worker without a current replica."""
+
+    version: int
+    es: ESState
+    obstat: tuple | None  # (obs_sum, obs_sumsq, count), None for Atari
+    stepsize: float
+    l2coeff: float
+
+
+@dataclass
+class Replica:
+    """A worker's copy of a run's state at ``version``."""
+
+    version: int
+    es: OpenES
+    obstat: ObsStats | None
+    crc: int
+    lock: threading.Lock
+
+
+_REPLICAS: dict[str, Replica] = {}
+
+
+class Stale(Exception):
+    """This worker has no replica of the run at the version a task needs."""
+
+
+def load_replica(config: RunConfig, run_key: str, state: FullState) -> str:
+    """Install the full state of a run on this worker; returns the worker's address."""
+    worker = get_worker()
+    noise = worker.plugins[noise_plugin_name(config)].table
+    es = OpenES.from_state(state.es, noise, state.stepsize, state.l2coeff)
+    obstat = None if state.obstat is None else ObsStats.from_sums(*state.obstat)
+    _REPLICAS[run_key] = Replica(state.version, es, obstat, checksum(es.theta), threading.Lock())
+    return worker.address
+
+
+def drop_replica(run_key: str) -> None:
+    """Forget a finished run's replica on this worker."""
+    _REPLICAS.pop(run_key, None)
+
+
+def noise_plugin_name(config: RunConfig) -> str:
+    """The name of the worker plugin that holds the run's noise table (``tasks.NoiseTablePlugin``)."""
+    return f"esrepro-noise-{config.noise_table_size}-{config.noise_seed}"
+
+
+def resolve(payload):
+    """(theta, obs_mean, obs_std) from a broadcast payload, or from this worker's replica brought
+    up to ``Sync.version``.
+
+    Raises
+    ------
+    Stale
+        If the replica is missing, more than one version behind, or differs from the master's.
+    """
+    if not isinstance(payload, Sync):
+        return payload
+    replica = _REPLICAS.get(payload.run_key)
+    if replica is None:
+        raise Stale
+    with replica.lock:
+        if replica.version == payload.version - 1 and payload.update is not None:
+            apply_update(replica.es, replica.obstat, payload.update)
+            replica.version, replica.crc = payload.version, checksum(replica.es.theta)
+        if replica.version != payload.version or replica.crc != payload.theta_crc:
+            raise Stale
+        obstat = replica.obstat
+        return replica.es.theta, obstat and obstat.mean, obstat and obstat.std
+
+
+def stale_answer() -> dict:
+    """What a task returns when ``resolve`` raised ``Stale``."""
+    return {"stale": get_worker().address}
+
+
+def _value(x):
+    """The task that holds a payload: its result is its argument."""
+    return x
+
+
+class Workers:
+    """The master's side: runs tasks on the run's current parameters and brings workers up to date.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    config : RunConfig
+    es : OpenES
+        The master's strategy (read only: the trainer owns it and calls ``advance`` after each update).
+    obstat : ObsStats or None
+        The master's observation statistics (read only), None for Atari.
+    version : int
+        The parameters' version now (the iteration the run is at).
+    reference : ndarray or None
+        The VBN reference batch (Atari), sent to every worker once.
+    run_key : str
+        Names this run's replicas on the workers.
+    log : callable
+    """
+
+    def __init__(self, client, config: RunConfig, es: OpenES, obstat, version: int, reference, run_key: str, log):
+        self.client, self.config, self.es, self.obstat, self.log = client, config, es, obstat, log
+        self.version, self.run_key = version, run_key
+        self._last_update: Update | None = None
+        self._payload_future = None
+        self._reference = None if reference is None else client.scatter(reference, broadcast=True, hash=False)
+
+    def count(self) -> int:
+        """Workers in the cluster now (at least 1)."""
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def advance(self, update: Update) -> None:
+        """The master applied ``update``: the parameters are at the next version."""
+        self.version += 1
+        self._last_update, self._payload_future = update, None
+
+    def map(self, calls: list[tuple]) -> list:
+        """Results of ``calls`` [(task, *args)], in order; every task gets the run config, the VBN
+        reference batch and the payload of the current version before its own args. Workers that
+        answer stale get the full state, and their calls run again.
+
+        Raises
+        ------
+        RunFailed
+            If workers still answer stale after ``MAX_STALE_ROUNDS`` rounds of sending the state.
+        """
+        results, todo = [None] * len(calls), list(range(len(calls)))
+        for _ in range(MAX_STALE_ROUNDS + 1):
+            futures = [self.client.submit(calls[i][0], self.config, self._reference, self._payload(),
+                                          *calls[i][1:], pure=False) for i in todo]
+            stale = set()
+            for i, result in zip(todo, self.client.gather(futures)):
+                if isinstance(result, dict) and "stale" in result:
+                    stale.add(result["stale"])
+                else:
+                    results[i] = result
+            todo = [i for i in todo if results[i] is None]
+            if not todo:
+                return results
+            self._send_state(stale)
+        raise RunFailed(f"workers {', '.join(sorted(stale))} still hold no current replica of the parameters "
+                        f"(version {self.version}) after {MAX_STALE_ROUNDS} attempts to send them the full state; "
+                        "rerun to resume from the last checkpoint, or use communication: broadcast")
+
+    def close(self) -> None:
+        """Forget this run's replicas on the workers."""
+        if self.config.scalar:
+            self.client.run(drop_replica, self.run_key)
+
+    def _payload(self):
+        """What the workers need to know the current parameters, once per version (one future,
+        shared by the evaluation after an update and the next iteration's pairs): the parameters
+        and observation statistics (broadcast), or a ``Sync`` (scalar).
+
+        It is the result of a task that returns it, not scattered data: a worker fetches it once
+        from a peer, and if every holder dies Dask recomputes it. (A broadcast ``scatter`` hangs
+        when a worker dies during its replication.)"""
+        if self._payload_future is None:
+            if self.config.scalar:
+                payload = Sync(self.run_key, self.version, self._last_update, checksum(self.es.theta))
+            else:
+                obstat = self.obstat
+                payload = (self.es.theta, obstat and obstat.mean, obstat and obstat.std)
+            self._payload_future = self.client.submit(_value, payload, pure=False)
+        return self._payload_future
+
+    def _send_state(self, workers):
+        """Install the full state on ``workers`` (each joined or restarted). A worker that dies
+        meanwhile is skipped: its tasks run elsewhere, and any stale answer comes back."""
+        obstat = self.obstat
+        state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
+                          self.config.stepsize, self.config.l2coeff)
+        for worker in sorted(workers):
+            try:
+                [data] = self.client.scatter([state], workers=[worker], hash=False)
+                self.client.submit(load_replica, self.config, self.run_key, data, workers=[worker],
+                                   allow_other_workers=True, pure=False).result(timeout=60)
+            except Exception as e:  # the worker left (lost data, no valid workers, timeout)
+                self.log(f"could not send the full state to {worker} ({type(e).__name__}); it left the cluster?")
+                continue
+            self.log(f"sent the full state (version {self.version}) to {worker}")
