@@ -135,8 +135,7 @@ def _read_csv_text(path: Path, required: Iterable[str]) -> tuple[str, list[str],
 
 def _numeric(path: Path, column: str, raw: pd.Series) -> pd.Series:
     """`raw` (strings) as finite numbers, empty or ``nan`` fields as NaN; RunFileError naming the
-    row of the first other field that is not a finite number. Rows are numbered as lines of the
-    file (the header is 1)."""
+    row of the first other field that is not a finite number (the header is row 1)."""
     values = pd.to_numeric(raw, errors="coerce")
     bad = (values.isna() & ~raw.str.strip().str.lower().isin(_MISSING_VALUES)) | np.isinf(values)
     if bad.any():
@@ -159,10 +158,11 @@ def read_progress(path: Path | str) -> pd.DataFrame:
     ------
     RunFileError
         If the file is missing, empty, not parseable, ends inside a line or has a row with the
-        wrong number of fields (e.g. truncated), lacks a shared column, has no rows, a non-number anywhere, an infinite
-        value anywhere, a counter (:data:`COUNTER_COLUMNS`) that is missing in a row, decreases
-        with the iteration or is negative, an iteration that is not a whole number or repeats, or
-        no ``eval_return_mean`` in any row (such a run would drop out of every table).
+        wrong number of fields (e.g. truncated), lacks a shared column, has no rows, has a value
+        that is not a finite number (empty fields are NaN), a counter (:data:`COUNTER_COLUMNS`)
+        that is missing in a row, negative or decreasing with the iteration, an iteration that is
+        not a whole number or repeats, or no ``eval_return_mean`` in any row (such a run would
+        drop out of every table).
     """
     path = Path(path)
     _, header, body = _read_csv_text(path, PROGRESS_COLUMNS)
