@@ -2,18 +2,24 @@
 on ALE Pong, the training env's frame accounting, the evaluation observations against the
 training ones, and schema checks."""
 
+import io
 import json
+import shutil
 
 import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+from stable_baselines3 import A2C
+
+from esrepro import checkpoint
 
 from esrepro.baselines.a2c import build, make_training_env, train_a2c, wrap_training_env
-from esrepro.baselines.common import final_timesteps
+from esrepro.baselines.common import COUNTERS, final_timesteps
 from esrepro.config import PARAMS_SCHEMAS, ConfigError, validate_params
 
 PARAMS_SCHEMA = PARAMS_SCHEMAS["a2c"]
@@ -56,7 +62,7 @@ def test_progress_csv(run):
 
 def test_outputs_and_run_json(run):
     out, result, _ = run
-    assert {p.name for p in out.iterdir()} == {"progress.csv", "run.json", "policy.zip"}
+    assert {p.name for p in out.iterdir()} == {"progress.csv", "run.json", "policy.zip", "checkpoint"}
     saved = json.loads((out / "run.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["algo"] == "a2c" and saved["env"] == ENV and saved["seed"] == 3
@@ -71,6 +77,28 @@ def test_same_seed_same_run(run, tmp_path):
     first, second = (pd.read_csv(d / "progress.csv").drop(columns=["wall_time_s", "eval_time_s"])
                      for d in (run[0], tmp_path))
     pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+def test_final_checkpoint_and_resume(run, tmp_path):
+    """The final checkpoint holds SB3's save file of the final model (no VecNormalize for A2C);
+    a rerun with a larger budget continues from it, keeping its progress rows."""
+    out = run[0]
+    ident = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["identity"]
+    shapes = dict.fromkeys(("model", "train_returns", "train_lengths"), (None,))
+    arrays, scalars = checkpoint.load(out, ident, shapes, COUNTERS)
+    assert scalars["timesteps"] == 300 and scalars["iteration"] == 30  # 30 updates of 2 x 5 agent steps
+    saved, final = A2C.load(io.BytesIO(arrays["model"].tobytes()), device="cpu"), A2C.load(out / "policy.zip")
+    state = [[*m.policy.state_dict().values(), *(v for st in m.policy.optimizer.state_dict()["state"].values()
+                                                 for v in st.values() if torch.is_tensor(v))] for m in (saved, final)]
+    assert len(state[0]) == len(state[1]) > 10 and all(torch.equal(a, b) for a, b in zip(*state))
+
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines = []
+    train_a2c(ENV, 3, PARAMS | {"timesteps": 400}, tmp_path, threads=1, log=lines.append)
+    assert lines[0] == f"resuming {tmp_path} from timesteps 300" and len(lines) == 2
+    progress = pd.read_csv(tmp_path / "progress.csv")
+    assert progress["timesteps"].tolist() == [0, 200, 300, 400] and progress["frames"].tolist()[-1] == 1600
+    pd.testing.assert_frame_equal(progress.iloc[:3], pd.read_csv(out / "progress.csv"), check_exact=True)
 
 
 def test_guard_against_emulator_frameskip():

@@ -1,19 +1,34 @@
-"""The TRPO baseline (esrepro/baselines/trpo.py) and its parameter schema: two short real runs on
-InvertedPendulum-v5 (a few seconds each) and schema checks."""
+"""The TRPO baseline (esrepro/baselines/trpo.py) and its parameter schema: short real runs on
+InvertedPendulum-v5 (a few seconds each), checkpoints and resume (a run killed mid-run), and
+schema checks."""
 
+import io
 import json
 import math
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
+from sb3_contrib import TRPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
-from esrepro import config
-from esrepro.baselines.common import eval_seed, final_timesteps
+from esrepro import checkpoint, config
+from esrepro.baselines.common import COUNTERS, eval_seed, final_timesteps
 from esrepro.baselines.trpo import train_trpo
+from esrepro.checkpoint import CheckpointDamaged, CheckpointMismatch
+
+from conftest import run_cli
 
 PARAMS_SCHEMA = config.PARAMS_SCHEMAS["trpo"]
 
@@ -55,7 +70,8 @@ def test_progress_csv(run):
 
 def test_outputs_and_run_json(run):
     out, result, _ = run
-    assert {p.name for p in out.iterdir()} == {"progress.csv", "run.json", "policy.zip", "vecnormalize.pkl"}
+    assert {p.name for p in out.iterdir()} == {"progress.csv", "run.json", "policy.zip", "vecnormalize.pkl",
+                                               "checkpoint"}
     saved = json.loads((out / "run.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["algo"] == "trpo" and saved["env"] == ENV and saved["seed"] == 3
@@ -73,6 +89,150 @@ def test_same_seed_same_run(run, tmp_path):
     first = pd.read_csv(out / "progress.csv").drop(columns=timing)
     second = pd.read_csv(tmp_path / "progress.csv").drop(columns=timing)
     pd.testing.assert_frame_equal(first, second, check_exact=True)
+
+
+TIMING = ["wall_time_s", "eval_time_s"]
+SHAPES = dict.fromkeys(("model", "vecnormalize", "train_returns", "train_lengths"), (None,))
+
+
+def saved_checkpoint(out):
+    """(arrays, scalars, identity) of the checkpoint in ``out``, verified."""
+    ident = json.loads((out / "checkpoint" / "checkpoint.json").read_text())["identity"]
+    return *checkpoint.load(out, ident, SHAPES, COUNTERS), ident
+
+
+def policy_state(model):
+    """The policy's parameters and its optimizer's state, as flat lists of tensors."""
+    opt = model.policy.optimizer.state_dict()
+    return [*model.policy.state_dict().values(), *(v for st in opt["state"].values() for v in st.values())]
+
+
+def assert_same_model(a, b):
+    ta, tb = policy_state(a), policy_state(b)
+    assert len(ta) == len(tb) and all(torch.equal(x, y) for x, y in zip(ta, tb))
+
+
+def test_final_checkpoint_is_the_final_state(run):
+    """The checkpoint written at the end holds SB3's save files of the final model and
+    VecNormalize: loaded, they equal policy.zip and vecnormalize.pkl bit for bit."""
+    out, _, _ = run
+    arrays, scalars, _ = saved_checkpoint(out)
+    assert scalars["timesteps"] == 4096 and scalars["iteration"] == 4  # 4 policy updates of 1024 steps
+    assert [r["timesteps"] for r in scalars["rows"]] == [0, 2048, 4096]
+    assert scalars["episodes"] == pd.read_csv(out / "progress.csv")["episodes"].iloc[-1]
+    model = TRPO.load(io.BytesIO(arrays["model"].tobytes()), device="cpu")
+    assert model.num_timesteps == 4096
+    assert_same_model(model, TRPO.load(out / "policy.zip", device="cpu"))
+    norm, final = pickle.loads(arrays["vecnormalize"].tobytes()), pickle.loads((out / "vecnormalize.pkl").read_bytes())
+    for a, b in [(norm.obs_rms, final.obs_rms), (norm.ret_rms, final.ret_rms)]:
+        assert np.array_equal(a.mean, b.mean) and np.array_equal(a.var, b.var) and a.count == b.count
+
+
+def test_rerun_of_a_finished_run_changes_nothing(run, tmp_path):
+    out, _, _ = run
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines = []
+    train_trpo(ENV, 3, PARAMS, tmp_path, threads=1, log=lines.append)
+    assert lines == [f"resuming {tmp_path} from timesteps 4,096"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "progress.csv"), pd.read_csv(tmp_path / "progress.csv"),
+                                  check_exact=True)
+    assert_same_model(TRPO.load(out / "policy.zip", device="cpu"), TRPO.load(tmp_path / "policy.zip", device="cpu"))
+
+
+@pytest.mark.parametrize("change, threads, names", [
+    ({"gamma": 0.9}, 1, ["params.gamma: checkpoint 0.99 vs run 0.9"]),
+    ({}, 2, ["params.threads: checkpoint 1 vs run 2"]),
+    ({"hidden": [32]}, 1, ["num_params", "params.hidden"]),
+])
+def test_checkpoint_of_other_parameters_is_refused(run, tmp_path, change, threads, names):
+    out, _, _ = run
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    before = (tmp_path / "progress.csv").read_bytes()
+    with pytest.raises(CheckpointMismatch) as err:
+        train_trpo(ENV, 3, PARAMS | change, tmp_path, threads=threads, log=lambda line: None)
+    assert all(name in str(err.value) for name in names), str(err.value)
+    assert (tmp_path / "progress.csv").read_bytes() == before
+
+
+def test_more_timesteps_or_other_checkpoint_every_resume(run, tmp_path):
+    """The budget and checkpoint_every may change: the run continues from its checkpoint."""
+    out, _, _ = run
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    lines = []
+    train_trpo(ENV, 3, PARAMS | {"timesteps": 5000, "checkpoint_every": 512}, tmp_path, threads=1, log=lines.append)
+    assert lines[0] == f"resuming {tmp_path} from timesteps 4,096" and len(lines) == 2
+    progress = pd.read_csv(tmp_path / "progress.csv")
+    assert progress["timesteps"].tolist() == [0, 2048, 4096, 5120]
+    pd.testing.assert_frame_equal(progress.iloc[:3], pd.read_csv(out / "progress.csv"), check_exact=True)
+
+
+def test_non_finite_policy_in_checkpoint_is_refused(run, tmp_path):
+    """A checkpoint with valid checksums whose policy holds NaN (a run that diverged) is not resumed."""
+    out, _, _ = run
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    arrays, scalars, ident = saved_checkpoint(tmp_path)
+    model = TRPO.load(io.BytesIO(arrays["model"].tobytes()), device="cpu")
+    with torch.no_grad():
+        next(model.policy.parameters())[0] = float("nan")
+    buffer = io.BytesIO()
+    model.save(buffer)
+    checkpoint.save(tmp_path, ident, arrays | {"model": np.frombuffer(buffer.getvalue(), np.uint8)}, scalars)
+    with pytest.raises(CheckpointDamaged) as err:
+        train_trpo(ENV, 3, PARAMS, tmp_path, threads=1, log=lambda line: None)
+    assert str(err.value) == (f"damaged checkpoint {tmp_path / 'checkpoint' / 'state-000004.npz'}: array 'model' "
+                              f"holds non-finite policy or optimizer values; remove {tmp_path / 'checkpoint'} to "
+                              "start over")
+
+
+def test_damaged_checkpoint_is_refused_by_the_cli(run, tmp_path):
+    out, _, _ = run
+    shutil.copytree(out, tmp_path, dirs_exist_ok=True)
+    state = tmp_path / "checkpoint" / "state-000004.npz"
+    state.write_bytes(state.read_bytes()[:1000])
+    res = run_cli("trpo", "--env", ENV, "--seed", 3, "--params", json.dumps(PARAMS), "--out", tmp_path)
+    assert res.returncode == 2
+    assert res.stderr == (f"esrepro: error: damaged checkpoint {state}: not a complete zip archive (an .npz is one): "
+                          f"truncated or another kind of file; remove {tmp_path / 'checkpoint'} to start over\n")
+
+
+def test_killed_run_continues_from_its_checkpoint(tmp_path):
+    """SIGKILL after a progress row newer than the last checkpoint; the rerun continues from the
+    checkpoint (not from 0), drops that row and writes it once, and finishes. Resuming is
+    deterministic (two reruns of the same checkpoint agree bit for bit), but not bit-identical
+    to an uninterrupted run (docs/baselines.md): only what precedes the checkpoint is compared."""
+    params = PARAMS | {"timesteps": 4096, "eval_every_timesteps": 1024, "checkpoint_every": 2048, "eval_episodes": 1}
+    args = ["trpo", "--env", ENV, "--seed", 3, "--params", json.dumps(params), "--out"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "esrepro", *map(str, args), killed], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    progress = killed / "progress.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if progress.is_file() and "\n3,3072," in progress.read_text():  # the row at 3072 timesteps
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = pd.read_csv(progress)
+    assert written["timesteps"].tolist() == [0, 1024, 2048, 3072], "the run was not killed between 3072 and 4096"
+    assert json.loads((killed / "checkpoint" / "checkpoint.json").read_text())["timesteps"] == 2048
+    assert not (killed / "run.json").exists()
+    shutil.copytree(killed, tmp_path / "again")
+
+    for out in (killed, tmp_path / "again"):
+        res = run_cli(*args, out)
+        assert res.returncode == 0, res.stderr
+        assert f"resuming {out} from timesteps 2,048" in res.stdout
+    resumed = pd.read_csv(killed / "progress.csv")
+    assert resumed["timesteps"].tolist() == [0, 1024, 2048, 3072, 4096]
+    assert resumed["iteration"].tolist() == [0, 1, 2, 3, 4]
+    assert resumed["episodes"].is_monotonic_increasing and resumed["wall_time_s"].is_monotonic_increasing
+    pd.testing.assert_frame_equal(resumed.iloc[:3], written.iloc[:3], check_exact=True)  # restored, wall times too
+    assert json.loads((killed / "run.json").read_text())["timesteps"] == 4096
+    again = pd.read_csv(tmp_path / "again" / "progress.csv")
+    pd.testing.assert_frame_equal(resumed.drop(columns=TIMING), again.drop(columns=TIMING), check_exact=True)
+    assert_same_model(TRPO.load(killed / "policy.zip", device="cpu"),
+                      TRPO.load(tmp_path / "again" / "policy.zip", device="cpu"))
 
 
 def test_eval_seeds_distinct():
