@@ -83,8 +83,9 @@ def test_outputs_and_run_json(run):
 
 
 def test_same_seed_same_run(run, tmp_path):
+    """Also with a checkpoint after every policy update: writing checkpoints changes nothing."""
     out, _, _ = run
-    train_trpo(ENV, 3, PARAMS, tmp_path, threads=1, log=lambda line: None)
+    train_trpo(ENV, 3, PARAMS | {"checkpoint_every": 1}, tmp_path, threads=1, log=lambda line: None)
     timing = ["wall_time_s", "eval_time_s"]
     first = pd.read_csv(out / "progress.csv").drop(columns=timing)
     second = pd.read_csv(tmp_path / "progress.csv").drop(columns=timing)
