@@ -116,8 +116,11 @@ def validate_config(config: dict) -> dict:
     apply_schema(config)
     for name in SECTIONS:
         if name in config:
-            for env, overrides in run_keys(config, name):
-                run_params(config, env, overrides, name)
+            for env, grid in run_keys(config, name):
+                params = run_params(config, env, grid, name)
+                if name == "scaling" and params["target_return"] is None:
+                    raise ConfigError("config key 'scaling.params.target_return' is null: the scaling experiment "
+                                      "times runs to a target score (paper Figure 1: 6000 on Humanoid)")
     return config
 
 
@@ -236,7 +239,7 @@ def run_params(config: dict | None, env: str, grid: dict | None = None, section:
     ------
     ConfigError
         Naming the key as written (``<section>.params.<key>``, ``<section>.<envs|games>.<env>.<key>``
-        or ``command line.<key>``) and the value; also for a parameter of the other kind of env,
+        or ``--params.<key>``) and the value; also for a parameter of the other kind of env,
         ``frame_skip`` set anywhere but the grid (``atari.frameskip.frame_skips``), and a run
         without any budget.
     """
@@ -250,7 +253,7 @@ def run_params(config: dict | None, env: str, grid: dict | None = None, section:
 
     def where(key):
         if key in overrides:
-            return "command line"
+            return "--params"
         if key in env_overrides:
             return f"{section}.{overrides_key}.{env}"
         return f"{section}.params" if key in in_file else f"{section}.frameskip"
