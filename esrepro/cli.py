@@ -164,7 +164,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--cluster", type=Path, help="cluster file: an existing scheduler, Slurm/PBS batch jobs or one "
                                                 "srun job (config/cluster/*.yaml, schema config/cluster.schema.yaml;"
                                                 " default: $ESREPRO_CLUSTER, else a local cluster)")
-    t.add_argument("--chunk-pairs", type=_positive, help="antithetic pairs per Dask task (default: decreasing sizes, 2-8 tasks per worker)")
+    t.add_argument("--chunk-pairs", type=_positive,
+                   help="antithetic pairs per Dask task (default: decreasing sizes, 2-8 tasks per worker)")
     t.set_defaults(func=_train)
 
     b = sub.add_parser("trpo", help="one TRPO baseline run (sb3-contrib), one progress line per evaluation")

@@ -30,7 +30,9 @@ def git_commit() -> str | None:
 
 def collect(started: float) -> dict:
     """Versions, git commit, host, cores, Python and start/end times (ISO 8601, UTC)."""
-    iso = lambda t: datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+    def iso(t):
+        return datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat(timespec="seconds")
+
     return {"versions": {p: _version(p) for p in PACKAGES}, "python": platform.python_version(),
             "git_commit": git_commit(), "host": socket.gethostname(), "host_cpus": os.cpu_count(),
             "started_at": iso(started), "finished_at": iso(time.time())}

@@ -31,8 +31,8 @@ class Episode:
     obs_sumsq: np.ndarray | None = None
 
 
-def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seeds, action_noise_std: float = 0.0,
-             rngs=None, record_obs=None) -> list[Episode]:
+def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seeds,
+             action_noise_std: float = 0.0, rngs=None, record_obs=None) -> list[Episode]:
     """Run ``len(envs)`` episodes side by side: episode i on ``envs[i]`` from
     ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation.
 

@@ -61,7 +61,7 @@ class Trainer:
         self.policy = config.kind.make_policy(env, config.env, self.reference)
         if config.noise_table_size <= self.policy.num_params:
             raise ConfigError(f"run parameter 'noise_table_size' = {config.noise_table_size}: must exceed the "
-                              f"policy's {self.policy.num_params:,} parameters (a perturbation is a slice of the table)")
+                              f"policy's {self.policy.num_params:,} parameters (a perturbation is a slice of it)")
         self.noise = NoiseTable(config.noise_table_size, config.noise_seed)
         self.es = OpenES(self.policy.init_params(np.random.default_rng([config.seed])), self.noise,
                          config.stepsize, config.l2coeff)

@@ -9,8 +9,8 @@ policy, and which run parameters apply to it only.
 Every "is this Atari?" in the package is ``kind_of(env_id)``.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 from esrepro.envs import atari, mujoco
 

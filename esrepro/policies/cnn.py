@@ -24,8 +24,8 @@ reconstruction uber-research/deep-neuroevolution, ``es_distributed/policies.py``
 
 Networks (``network``): "large" is the Nature DQN network (Mnih et al. 2015): conv 32 8x8 stride
 4, conv 64 4x4 stride 2, conv 64 3x3 stride 1, dense 512; "small" is A3C's small network (that of
-Mnih et al. 2013): conv 16 8x8 stride 4, conv 32 4x4 stride 2, dense 256. ReLU, no padding. The input, uint8 (4, 84, 84) (4 stacked 84x84 grayscale frames, esrepro.atari), is
-scaled to [0, 1].
+Mnih et al. 2013): conv 16 8x8 stride 4, conv 32 4x4 stride 2, dense 256. ReLU, no padding. The
+input, uint8 (4, 84, 84) (4 stacked 84x84 grayscale frames, esrepro.envs.atari), is scaled to [0, 1].
 
 Flat parameter layout, layer by layer: the weights, then gamma (out,) and beta (out,) for a hidden
 layer, or the bias (n_actions,) for the output layer. Convolution weights are (kh, kw, in, out)
