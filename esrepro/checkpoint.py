@@ -115,7 +115,8 @@ def _read_json(path: Path, fail) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise fail(path, "empty file" if not path.stat().st_size else f"not valid UTF-8 JSON ({exc})") from None
     if not isinstance(saved, dict):
-        raise fail(path, f"holds a JSON {type(saved).__name__}, not an object")
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(saved), "number")
+        raise fail(path, f"holds a JSON {kind}, not an object")
     missing = [k for k in REQUIRED_KEYS if k not in saved]
     if missing:
         raise fail(path, f"missing key(s) {', '.join(map(repr, missing))}")

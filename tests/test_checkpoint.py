@@ -101,7 +101,8 @@ def test_binary_json(ckpt):
     refused(run_dir, path, f"not valid UTF-8 JSON ({err.value})")
 
 
-@pytest.mark.parametrize("text, kind", [("[1, 2]", "list"), ('"x"', "str"), ("3", "int"), ("null", "NoneType")])
+@pytest.mark.parametrize("text, kind", [("[1, 2]", "array"), ('"x"', "string"), ("3.5", "number"), ("null", "null"),
+                                        ("true", "boolean")])
 def test_json_not_an_object(ckpt, text, kind):
     run_dir, path, _ = ckpt
     path.write_text(text)
