@@ -17,13 +17,12 @@ from snakemake.utils import validate
 from stable_baselines3 import A2C
 
 from esrepro import checkpoint
-
 from esrepro.baselines.a2c import build, make_training_env, train_a2c, wrap_training_env
 from esrepro.baselines.common import COUNTERS, final_timesteps
 from esrepro.config import PARAMS_SCHEMAS, ConfigError, validate_params
+from esrepro.progress import SHARED_COLUMNS
 
 PARAMS_SCHEMA = PARAMS_SCHEMAS["a2c"]
-from esrepro.progress import SHARED_COLUMNS
 
 ENV = "ALE/Pong-v5"
 #: 2 envs x 5 steps = 10 agent steps per update; evaluations at 0, 200 and the end (300).

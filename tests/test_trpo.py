@@ -22,8 +22,8 @@ from sb3_contrib import TRPO
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
 from esrepro import checkpoint, config
+from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
 from esrepro.baselines.common import COUNTERS, eval_seed, final_timesteps
 from esrepro.baselines.trpo import train_trpo
 from esrepro.checkpoint import CheckpointDamaged, CheckpointMismatch

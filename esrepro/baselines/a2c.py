@@ -40,8 +40,8 @@ length_mean, updates, eval_time_s, frames``), ``policy.zip`` (SB3 model), ``run.
 is written atomically.
 """
 
-from esrepro.envs.atari import FRAME_STACK, make_atari_env  # importing esrepro.atari registers the ALE ids
 from esrepro.baselines.common import Setup, train_baseline
+from esrepro.envs.atari import FRAME_STACK, make_atari_env  # importing it registers the ALE ids
 
 
 def check_emulator_frameskip(env) -> None:
