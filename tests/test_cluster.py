@@ -1,8 +1,8 @@
 """Cluster modes of an ES run (esrepro/distributed/cluster.py), with real processes on 127.0.0.1:
-an external scheduler (plain and TLS), dask-jobqueue Slurm batch jobs (a stand-in sbatch that
-runs the job script here), SLURMRunner ranks (the srun task environment set by hand), the job
-scripts of SLURMCluster and PBSCluster, and bad cluster files. Every ES run must reproduce a
-local run bit for bit."""
+a local cluster with more worker processes than cores, an external scheduler (plain and TLS), the
+job scripts of SLURMCluster and PBSCluster, and bad cluster files. Every ES run must reproduce a
+local run bit for bit. The modes that need a batch system (SLURMCluster, PBSCluster, SLURMRunner
+under srun, the workflow through profiles/slurm) run against a real Slurm in tests/test_slurm.py."""
 
 import contextlib
 import csv
@@ -13,16 +13,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from distributed import Client, Security
 
 from esrepro.config import ConfigError
 from esrepro.distributed.cluster import SINGLE_THREAD_ENV, connect, jobqueue_cluster, load_cluster, security
-from conftest import REPO, TINY, run_cli
+
+from conftest import REPO, run_cli
 
 DASK = Path(sys.executable).parent / "dask"
-RUN = ("train", "--env", "InvertedPendulum-v5", "--seed", 0, "--params", json.dumps(TINY), "--iterations", 2)
+#: The ES run of every cluster test: 2 iterations of 8 pairs on InvertedPendulum.
+RUN = ("train", "--env", "InvertedPendulum-v5", "--seed", 0, "--iterations", 2, "--params",
+       json.dumps({"pairs_per_iteration": 8, "eval_episodes": 1, "noise_table_size": 100_000}))
 
 
 def progress(out: Path) -> list[dict]:
@@ -31,30 +35,62 @@ def progress(out: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in csv.DictReader(f)]
 
 
+def assert_same_run(out: Path, reference: Path) -> None:
+    """The run of RUN in ``out`` is the one in ``reference`` bit for bit: every row of progress.csv
+    but its time columns, and the final parameters."""
+    rows = progress(out)
+    assert [row["iteration"] for row in rows] == ["0", "1", "2"]
+    assert rows == progress(reference)
+    assert_same_params(out, reference)
+
+
+def assert_same_params(out: Path, reference: Path) -> None:
+    """Every array of ``out``'s policy.npz (final parameters ``theta``, observation statistics...)
+    is ``reference``'s, bit for bit."""
+    with np.load(out / "policy.npz") as got, np.load(reference / "policy.npz") as want:
+        assert got.files == want.files
+        for name in want.files:
+            assert (got[name].dtype, got[name].tobytes()) == (want[name].dtype, want[name].tobytes()), name
+
+
+def workers_of(out: Path) -> int:
+    """The number of Dask workers the run in ``out`` used (run.json)."""
+    return json.loads((out / "run.json").read_text())["workers"]
+
+
+def reference_run(tmp_path_factory) -> Path:
+    """The output folder of RUN on a local cluster of 2 workers, made once per test session (the
+    folder is the session's, so tests/test_slurm.py compares with the same run)."""
+    out = tmp_path_factory.getbasetemp() / "local-reference"
+    if not (out / "policy.npz").is_file():
+        done = run_cli(*RUN, "--workers", 2, "--out", out, timeout=180)
+        assert done.returncode == 0, done.stderr
+    return out
+
+
 def write_yaml(path: Path, data: dict) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
 
 
+def write_certs(directory: Path) -> dict:
+    """A self-signed certificate that is its own CA (dask's ``Security.temporary``, made with
+    ``cryptography``), as PEM files in ``directory``: {"ca_file", "cert", "key"} -> path."""
+    sec = Security.temporary()
+    pems = {"ca_file": sec.tls_ca_file, "cert": sec.tls_scheduler_cert, "key": sec.tls_scheduler_key}
+    for name, pem in pems.items():
+        (directory / f"{name}.pem").write_text(pem)
+    return {name: str(directory / f"{name}.pem") for name in pems}
+
+
 @pytest.fixture(scope="module")
-def local_progress(tmp_path_factory):
-    """The reference: the same run on a local cluster."""
-    out = tmp_path_factory.mktemp("local")
-    done = run_cli(*RUN, "--workers", 1, "--out", out, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return progress(out)
+def reference(tmp_path_factory):
+    return reference_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    """A self-signed certificate that is its own CA (dask's ``Security.temporary``, made with
-    ``cryptography``), as PEM files: {"ca_file", "cert", "key"} -> path."""
-    d = tmp_path_factory.mktemp("tls")
-    sec = Security.temporary()
-    pems = {"ca_file": sec.tls_ca_file, "cert": sec.tls_scheduler_cert, "key": sec.tls_scheduler_key}
-    for name, pem in pems.items():
-        (d / f"{name}.pem").write_text(pem)
-    return {name: str(d / f"{name}.pem") for name in pems}
+    return write_certs(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture
@@ -94,24 +130,30 @@ def start_dask(spawn, scheduler_file: Path, workers: int, certs=None) -> None:
         client.wait_for_workers(workers, timeout=60)
 
 
-def test_external_scheduler(spawn, tmp_path, local_progress):
-    start_dask(spawn, tmp_path / "scheduler.json", workers=2)
+def test_more_workers_than_cores(tmp_path, reference):
+    """8 single-threaded worker processes on a machine of (typically) 2 cores."""
+    done = run_cli(*RUN, "--workers", 8, "--out", tmp_path / "out", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_same_run(tmp_path / "out", reference)
+    assert workers_of(tmp_path / "out") == 8
+
+
+def test_external_scheduler(spawn, tmp_path, reference):
+    start_dask(spawn, tmp_path / "scheduler.json", workers=3)
     done = run_cli(*RUN, "--scheduler", tmp_path / "scheduler.json", "--out", tmp_path / "out", timeout=120)
     assert done.returncode == 0, done.stderr
-    rows = progress(tmp_path / "out")
-    assert [r["iteration"] for r in rows] == ["0", "1", "2"]
-    assert rows == local_progress
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
+    assert_same_run(tmp_path / "out", reference)
+    assert workers_of(tmp_path / "out") == 3
 
 
-def test_tls_scheduler(spawn, tmp_path, certs, local_progress):
+def test_tls_scheduler(spawn, tmp_path, certs, reference):
     scheduler_file = tmp_path / "scheduler.json"
     start_dask(spawn, scheduler_file, workers=1, certs=certs)
     cluster = write_yaml(tmp_path / "cluster.yaml", {"kind": "scheduler", "scheduler": str(scheduler_file),
                                                      "tls": certs})
     done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", timeout=120)
     assert done.returncode == 0, done.stderr
-    assert progress(tmp_path / "out") == local_progress
+    assert_same_run(tmp_path / "out", reference)
 
     address = json.loads(scheduler_file.read_text())["address"]
     assert address.startswith("tls://127.0.0.1:")
@@ -129,47 +171,6 @@ def test_tls_scheduler(spawn, tmp_path, certs, local_progress):
             Client(target, timeout=2, **intruder)
     log = (tmp_path / "scheduler.log").read_text()
     assert "[SSL: TLSV1_ALERT_UNKNOWN_CA]" in log and "[SSL: WRONG_VERSION_NUMBER]" in log, log
-
-
-def fake_batch_system(bin_dir: Path, monkeypatch) -> None:
-    """Put first on PATH an `sbatch` that runs the job script here in its own session (printing
-    sbatch's reply) and an `scancel` that ends that session."""
-    bin_dir.mkdir()
-    (bin_dir / "sbatch").write_text(
-        '#!/bin/sh\nscript=$(mktemp "${0%/*}/job.XXXXXX")\ncp "$1" "$script"\n'
-        'setsid sh "$script" > "$script.log" 2>&1 < /dev/null &\necho "Submitted batch job $!"\n')
-    (bin_dir / "scancel").write_text('#!/bin/sh\nkill -TERM -- "-$1"\n')
-    for script in ("sbatch", "scancel"):
-        (bin_dir / script).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-
-
-def test_slurm_batch_jobs(tmp_path, local_progress, monkeypatch):
-    fake_batch_system(tmp_path / "bin", monkeypatch)
-    cluster = write_yaml(tmp_path / "slurm.yaml", {"kind": "slurm", "cores": 2, "memory": "2GB", "interface": "lo",
-                                                   "shared_temp_directory": str(tmp_path)})
-    done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", cwd=tmp_path, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert progress(tmp_path / "out") == local_progress
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
-    [script] = [p for p in (tmp_path / "bin").glob("job.*") if p.suffix != ".log"]
-    assert " tls://127.0.0.1:" in script.read_text()  # temporary self-signed certificates
-    assert not list(tmp_path.glob(".dask-jobqueue.worker.*")), "temporary TLS files left behind"
-
-
-def test_slurm_runner_ranks(spawn, tmp_path, certs, local_progress):
-    cluster = write_yaml(tmp_path / "runner.yaml", {"kind": "slurm-runner", "interface": "lo", "tls": certs,
-                                                    "scheduler_file": str(tmp_path / "scheduler-{job_id}.json")})
-    ranks = [spawn(f"rank{rank}", sys.executable, "-m", "esrepro", *RUN, "--cluster", cluster,
-                   "--out", tmp_path / "out", env={"SLURM_PROCID": str(rank), "SLURM_NTASKS": "4", "SLURM_JOB_ID": "7"})
-             for rank in range(4)]
-    codes = [rank.wait(timeout=120) for rank in ranks]
-    client_log = (tmp_path / "rank1.log").read_text()
-    assert codes == [0, 0, 0, 0], client_log
-    assert "done: 2 iterations" in client_log
-    assert "Scheduler at:     tls://127.0.0.1:" in (tmp_path / "rank0.log").read_text()
-    assert progress(tmp_path / "out") == local_progress
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["workers"] == 2
 
 
 def test_slurm_runner_needs_single_thread_env(monkeypatch):
