@@ -158,9 +158,12 @@ start_slurm() {
 start() {
     install_packages
     write_config
+    # A failed start stops what it started and removes the config: never configured but stopped.
+    trap 'log "start failed: stopping"; stop' EXIT
     start_munge
     start_mariadb
     start_slurm
+    trap - EXIT
     log "Slurm is up: $(sinfo -h -N -o '%N %c CPUs %m MB %T')"
 }
 
