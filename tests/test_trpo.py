@@ -25,7 +25,7 @@ from snakemake.utils import validate
 from esrepro import checkpoint, config
 from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
 from esrepro.baselines.common import COUNTERS, eval_seed, final_timesteps
-from esrepro.baselines.trpo import train_trpo
+from esrepro.baselines.trpo import PRESETS, resolve_preset, train_trpo
 from esrepro.checkpoint import CheckpointDamaged, CheckpointMismatch
 
 from conftest import run_cli
@@ -58,7 +58,7 @@ def test_progress_csv(run):
         "eval_return_mean", "eval_return_std", "eval_length_mean")
     assert progress["iteration"].tolist() == list(range(len(progress)))
     assert progress["timesteps"].tolist() == [0, 2048, 4096]
-    assert progress["timesteps"].iloc[-1] == final_timesteps(validate_params(PARAMS)) == 4096
+    assert progress["timesteps"].iloc[-1] == final_timesteps(resolve_preset(ENV, validate_params(PARAMS))) == 4096
     assert progress["episodes"].is_monotonic_increasing and progress["episodes"].iloc[0] == 0
     assert progress["wall_time_s"].is_monotonic_increasing
     assert math.isnan(progress["return_mean"].iloc[0])  # no training episode before training
@@ -75,7 +75,8 @@ def test_outputs_and_run_json(run):
     saved = json.loads((out / "run.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert saved["algo"] == "trpo" and saved["env"] == ENV and saved["seed"] == 3
-    assert saved["config"] == validate_params(PARAMS)  # the full config, defaults filled in
+    assert saved["config"] == resolve_preset(ENV, validate_params(PARAMS))  # defaults and preset filled in
+    assert saved["config"]["preset"] == "zoo" and saved["config"]["n_envs"] == 2
     assert saved["config"]["hidden"] == [64, 64] and saved["config"]["normalize"] is True
     assert saved["timesteps"] == 4096 and saved["threads"] == 1
     assert saved["final_eval_return_mean"] == pd.read_csv(out / "progress.csv")["eval_return_mean"].iloc[-1]
@@ -246,11 +247,77 @@ def test_schema_fills_defaults():
     validate(data, str(PARAMS_SCHEMA))
     schema = yaml.safe_load(PARAMS_SCHEMA.read_text())
     assert set(data) == set(schema["properties"])
-    assert data["timesteps"] == 1000 and data["n_envs"] == 2 and data["n_steps"] == 1024
-    assert data["target_kl"] == 0.01 and data["hidden"] == [64, 64]
+    assert data["timesteps"] == 1000 and data["preset"] == "zoo" and data["n_steps"] is None
+    assert data["hidden"] == [64, 64]
     assert validate_params({})["timesteps"] == 5_000_000  # the paper's budget
     for key, sub in schema["properties"].items():
         assert "default" in sub and sub.get("description"), key
+
+
+#: The settings every TRPO run had before presets existed: the zoo preset must give them unchanged.
+ZOO_BEFORE = {"n_envs": 2, "n_steps": 1024, "batch_size": 128, "gamma": 0.99, "gae_lambda": 0.95, "cg_max_steps": 25,
+              "cg_damping": 0.1, "n_critic_updates": 20, "learning_rate": 1e-3, "target_kl": 0.01, "normalize": True,
+              "hidden": [64, 64]}
+#: sb3-contrib's and VecNormalize's own defaults, which the zoo does not set.
+SB3_DEFAULTS = {"line_search_shrinking_factor": 0.8, "normalize_reward": True, "clip_obs": 10.0}
+
+
+def test_presets_cover_exactly_the_keys_left_null():
+    """Every key whose default is null is filled by both presets (per-env values with a default), and
+    nothing else: a resolved run has no null left and still validates."""
+    schema = yaml.safe_load(PARAMS_SCHEMA.read_text())["properties"]
+    nullable = {key for key, sub in schema.items() if sub["default"] is None}
+    assert nullable == set(PRESETS["zoo"]) == set(PRESETS["paper2017"])
+    assert set(PRESETS) == set(schema["preset"]["enum"])
+    for preset in PRESETS.values():
+        assert all("default" in value for value in preset.values() if isinstance(value, dict))
+    for env in ("InvertedPendulum-v5", "Swimmer-v5", "Humanoid-v5"):
+        for preset in PRESETS:
+            resolved = resolve_preset(env, validate_params({"preset": preset}))
+            assert None not in resolved.values() and validate_params(resolved) == resolved
+
+
+@pytest.mark.parametrize("env", ["InvertedPendulum-v5", "Hopper-v5"])
+def test_zoo_preset_is_the_settings_of_before(env):
+    assert resolve_preset(env, validate_params({})) == validate_params({}) | ZOO_BEFORE | SB3_DEFAULTS
+
+
+@pytest.mark.parametrize("env, change", [("HalfCheetah-v5", {"target_kl": 0.04}), ("Swimmer-v5", {"gamma": 0.9999})])
+def test_zoo_preset_has_the_zoo_env_entries(env, change):
+    assert resolve_preset(env, validate_params({})) == validate_params({}) | ZOO_BEFORE | SB3_DEFAULTS | change
+
+
+@pytest.mark.parametrize("env, steps", [("InvertedPendulum-v5", 5000), ("InvertedDoublePendulum-v5", 15000),
+                                        ("HalfCheetah-v5", 25000), ("Hopper-v5", 25000), ("Swimmer-v5", 25000),
+                                        ("Walker2d-v5", 25000)])
+def test_paper2017_preset(env, steps):
+    """The reconstruction of the paper's TRPO (docs/paper.md): per-env batch, the rest shared."""
+    resolved = resolve_preset(env, validate_params({"preset": "paper2017"}))
+    assert resolved["n_steps"] * resolved["n_envs"] == steps
+    assert {k: resolved[k] for k in ("target_kl", "cg_max_steps", "cg_damping", "gamma", "gae_lambda",
+                                     "line_search_shrinking_factor", "normalize", "normalize_reward", "clip_obs")} == {
+        "target_kl": 0.01, "cg_max_steps": 10, "cg_damping": 0.1, "gamma": 0.995, "gae_lambda": 0.97,
+        "line_search_shrinking_factor": 0.5, "normalize": True, "normalize_reward": False, "clip_obs": 5.0}
+
+
+def test_explicit_keys_override_the_preset():
+    params = validate_params({"preset": "paper2017", "n_steps": 128, "gamma": 0.9})
+    resolved = resolve_preset("Swimmer-v5", params)
+    assert resolved["n_steps"] == 128 and resolved["gamma"] == 0.9 and resolved["gae_lambda"] == 0.97
+
+
+def test_paper2017_run_uses_its_settings(tmp_path):
+    """A real two-update run: run.json records the preset and its values; the model and the
+    normalization are built with them (rewards not normalized, observations clipped at 5)."""
+    params = {"preset": "paper2017", "timesteps": 512, "n_steps": 256, "eval_every_timesteps": 256, "eval_episodes": 1}
+    result = train_trpo(ENV, 0, params, tmp_path, threads=1, log=lambda line: None)
+    assert result["config"]["preset"] == "paper2017" and result["timesteps"] == 512
+    assert result["config"]["n_envs"] == 1 and result["config"]["n_steps"] == 256  # explicit key kept
+    model = TRPO.load(tmp_path / "policy.zip", device="cpu")
+    assert (model.gamma, model.gae_lambda, model.target_kl, model.cg_max_steps, model.n_critic_updates,
+            model.line_search_shrinking_factor, model.batch_size) == (0.995, 0.97, 0.01, 10, 5, 0.5, 64)
+    norm = pickle.loads((tmp_path / "vecnormalize.pkl").read_bytes())
+    assert norm.norm_obs and not norm.norm_reward and norm.clip_obs == 5.0
 
 
 @pytest.mark.parametrize("bad", [{"n_epochs": 10}, {"timesteps": -5}, {"timesteps": 0}, {"hidden": []}])

@@ -8,11 +8,20 @@ Provenance
 - What the paper says (Salimans et al. 2017, section 4.1): ES is compared with "a highly tuned
   implementation of TRPO" trained for 5M timesteps per env, with the same policy network as ES
   (64-64 tanh MLP). It publishes no TRPO hyperparameters.
-- Hyperparameters: rl-baselines3-zoo's tuned TRPO settings for MuJoCo (hyperparams/trpo.yml,
-  "mujoco-defaults", keyed by -v4 ids): VecNormalize (obs and reward, reward discount = gamma),
-  n_envs 2, n_steps 1024, batch_size 128, gamma 0.99, gae_lambda 0.95, cg_max_steps 25,
-  cg_damping 0.1, n_critic_updates 20, learning_rate 1e-3; HalfCheetah target_kl 0.04, Swimmer
-  gamma 0.9999. Defaults and sources are in config/trpo_params.schema.yaml.
+- Hyperparameters: one of two presets (``preset``; values per env and their sources under
+  ``presets`` in config/trpo_params.schema.yaml), explicit keys overriding them:
+
+  - ``zoo``: rl-baselines3-zoo's tuned TRPO settings for MuJoCo (hyperparams/trpo.yml,
+    "mujoco-defaults", keyed by -v4 ids): VecNormalize (obs and reward, reward discount = gamma),
+    n_envs 2, n_steps 1024, batch_size 128, gamma 0.99, gae_lambda 0.95, cg_max_steps 25,
+    cg_damping 0.1, n_critic_updates 20, learning_rate 1e-3; HalfCheetah target_kl 0.04, Swimmer
+    gamma 0.9999.
+  - ``paper2017``: a reconstruction of OpenAI's TRPO of 2016 (joschu/modular_rl's battery, the
+    best candidate for the paper's "highly tuned" TRPO; docs/paper.md): 5,000 / 15,000 / 25,000
+    timesteps per update (InvertedPendulum / InvertedDoublePendulum / the others), max KL 0.01,
+    10 conjugate-gradient steps with damping 0.1, step-halving line search, gamma 0.995, GAE
+    lambda 0.97, standardized advantages, observations normalized and clipped at 5, rewards not
+    normalized, initial action std 1; its L-BFGS value fit approximated by 5 Adam epochs at 1e-3.
 - Network: policy and value function are separate 64-64 tanh MLPs (SB3's MlpPolicy with
   ``net_arch=dict(pi=hidden, vf=hidden)``, ``activation_fn=nn.Tanh``; orthogonal init and a
   state-independent log-std, SB3's defaults), not the paper's normc init.
@@ -26,6 +35,9 @@ model), ``vecnormalize.pkl`` (when ``normalize``), ``run.json``, ``checkpoint/``
 checkpoint; a rerun resumes from it: docs/baselines.md). Every file is written atomically.
 """
 
+import yaml
+
+from esrepro import config
 from esrepro.baselines.common import Setup, train_baseline
 
 
@@ -41,7 +53,9 @@ def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, 
         Seeds torch, numpy, Python's ``random``, the training envs (env ``i`` gets ``seed + i`` at
         its first reset) and the evaluation episodes (:func:`esrepro.baselines.common.eval_seed`).
     params : dict
-        Run parameters (config/trpo_params.schema.yaml); missing keys get the schema's defaults.
+        Run parameters (config/trpo_params.schema.yaml); missing keys get the schema's defaults,
+        null ones the preset's value for ``env_id`` (:func:`resolve_preset`); run.json records
+        the resolved values and the preset.
     out_dir, threads, log
         See :func:`esrepro.baselines.common.train_baseline`.
 
@@ -62,12 +76,33 @@ def train_trpo(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, 
     Stopping, evaluation points, checkpoints, progress columns and determinism: see
     :func:`esrepro.baselines.common.train_baseline`.
     """
-    return train_baseline("trpo", env_id, seed, params, out_dir, threads, log, build)
+    return train_baseline("trpo", env_id, seed, resolve_preset(env_id, config.validate_params(params, "trpo")),
+                          out_dir, threads, log, build)
+
+
+#: The presets of config/trpo_params.schema.yaml (its ``presets`` block): preset -> key -> one value,
+#: or a mapping of env names (``HalfCheetah``) to values with ``default`` for the other envs.
+PRESETS = yaml.safe_load(config.PARAMS_SCHEMAS["trpo"].read_text())["presets"]
+
+
+def resolve_preset(env_id: str, params: dict) -> dict:
+    """A copy of validated TRPO ``params`` whose null keys hold ``params["preset"]``'s value for
+    ``env_id`` (matched by name without namespace or version: ``HalfCheetah-v5`` -> ``HalfCheetah``);
+    keys set explicitly keep their values. The result validates against the schema."""
+    from gymnasium.envs.registration import parse_env_id
+
+    name = parse_env_id(env_id)[1]
+    resolved = dict(params)
+    for key, value in PRESETS[params["preset"]].items():
+        if resolved[key] is None:
+            resolved[key] = value.get(name, value["default"]) if isinstance(value, dict) else value
+    return resolved
 
 
 def build(env_id: str, seed: int, params: dict) -> Setup:
     """The untrained TRPO model on its training VecEnv (DummyVecEnv of Monitor(env), VecNormalize
-    when ``params["normalize"]``) and the evaluation env, for validated ``params``."""
+    when ``params["normalize"]``) and the evaluation env, for validated, resolved ``params``
+    (:func:`resolve_preset`)."""
     import gymnasium as gym
     import torch
     from sb3_contrib import TRPO
@@ -78,13 +113,15 @@ def build(env_id: str, seed: int, params: dict) -> Setup:
     env = make_vec_env(env_id, n_envs=params["n_envs"], seed=seed,
                        env_kwargs={"disable_env_checker": True, "render_mode": None})
     if params["normalize"]:
-        env = VecNormalize(env, norm_obs=True, norm_reward=True, gamma=params["gamma"])
+        env = VecNormalize(env, norm_obs=True, norm_reward=params["normalize_reward"], clip_obs=params["clip_obs"],
+                           gamma=params["gamma"])
     eval_env = gym.make(env_id, disable_env_checker=True)
 
     model = TRPO(
         "MlpPolicy", env, learning_rate=params["learning_rate"], n_steps=params["n_steps"],
         batch_size=params["batch_size"], gamma=params["gamma"], gae_lambda=params["gae_lambda"],
         cg_max_steps=params["cg_max_steps"], cg_damping=params["cg_damping"],
+        line_search_shrinking_factor=params["line_search_shrinking_factor"],
         n_critic_updates=params["n_critic_updates"], target_kl=params["target_kl"],
         policy_kwargs={"net_arch": {"pi": list(params["hidden"]), "vf": list(params["hidden"])},
                        "activation_fn": torch.nn.Tanh},
