@@ -225,7 +225,7 @@ def test_smoke_grid_through_profile(tmp_path, local_smoke):
     planned = jobs_by_rule(log)
     jobs = ended(["--name", run_id, "-S", "now-1hours"], "Comment,State,Account,Partition,NCPUS,Timelimit",
                  count=sum(planned.values()))
-    rules = [re.match(r"rule_(\w+?)_wildcards", job["Comment"])[1] for job in jobs]
+    rules = [re.fullmatch(r"rule_(\w+?)(_wildcards_.*)?", job["Comment"])[1] for job in jobs]
     assert {rule: rules.count(rule) for rule in planned} == planned
     assert {(job["State"], job["Account"], job["Partition"]) for job in jobs} == {("COMPLETED", ACCOUNT, PARTITION)}
     cpus = {(rule, job["NCPUS"], job["Timelimit"]) for rule, job in zip(rules, jobs)}
