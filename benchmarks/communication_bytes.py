@@ -24,8 +24,9 @@ import logging
 import tempfile
 import warnings
 
-from esrepro.config import validate_params
+from esrepro.config import run_params
 from esrepro.distributed.cluster import connect
+from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
 SIZES = {"MuJoCo MLP 64-64": [64, 64], "Atari-sized 1300-1300": [1300, 1300]}
@@ -46,13 +47,13 @@ def _received_bytes() -> int:
 
 def bytes_per_iteration(client, hidden, mode, args) -> tuple[int, float]:
     """(parameter count, mean bytes read by all workers per timed iteration)."""
-    params = validate_params({"iterations": 10**6, "pairs_per_iteration": args.pairs, "eval_episodes": 0,
-                              "max_episode_steps": args.episode_steps, "hidden": hidden, "communication": mode,
-                              "noise_table_size": 10_000_000}, "es")
-    for key in ("frame_skip", "noop_max", "network", "vbn_batch_size"):
-        del params[key]  # MuJoCo run (what esrepro.config.run_params does)
+    params = run_params(None, "HalfCheetah-v5", overrides={
+        "iterations": 10**6, "pairs_per_iteration": args.pairs, "eval_episodes": 0,
+        "max_episode_steps": args.episode_steps, "hidden": hidden, "communication": mode,
+        "noise_table_size": 10_000_000})
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer("HalfCheetah-v5", 0, params, out, client, log=lambda *_: None)
+        trainer = Trainer(RunConfig.from_params("HalfCheetah-v5", 0, params), out, log=lambda *_: None)
+        trainer.connect(client)
         trainer.step()  # warm-up: envs, noise table, and in scalar mode the full state once
         totals = []
         for _ in range(args.steps):

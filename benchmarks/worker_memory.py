@@ -30,8 +30,9 @@ import warnings
 
 import psutil
 
-from esrepro.config import apply_schema, run_params
+from esrepro.config import run_params
 from esrepro.distributed.cluster import connect
+from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
 TARGET_MB = 300
@@ -89,7 +90,7 @@ def main():
     overrides = {"iterations": args.iterations, "eval_episodes": 0, "pairs_per_iteration": args.pairs}
     if args.noise_table_size is not None:
         overrides["noise_table_size"] = args.noise_table_size
-    params = run_params(apply_schema({"es": {"envs": {args.env: None}}}), args.env, overrides)
+    params = run_params(None, args.env, overrides=overrides)
     table_mb = params["noise_table_size"] * 4 / MB
 
     with tempfile.TemporaryDirectory() as tmp, connect(args.workers) as client:
@@ -97,7 +98,8 @@ def main():
         idle = client.run(_rss_bytes)
         sampler = Sampler(list(pids.values()), args.interval)
         sampler.start()
-        trainer = Trainer(args.env, 0, params, tmp, client, log=lambda *_: None)  # registers the plugin
+        trainer = Trainer(RunConfig.from_params(args.env, 0, params), tmp, log=lambda *_: None)
+        trainer.connect(client)  # registers the noise-table plugin
         after_table = client.run(_rss_bytes)
         t0 = time.perf_counter()
         for _ in range(args.iterations):

@@ -23,6 +23,7 @@ Target: speedup = t(1 worker) / t(2 workers) >= 1.85 (on a machine with >= 2 fre
 """
 
 import argparse
+import dataclasses
 import logging
 import os
 import statistics
@@ -33,8 +34,9 @@ import warnings
 import psutil
 from distributed import get_task_stream
 
-from esrepro.config import apply_schema, run_params
+from esrepro.config import run_params
 from esrepro.distributed.cluster import connect
+from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
 TARGET = 1.85
@@ -50,16 +52,17 @@ def _cpu_seconds(procs):
 
 def measure(workers, args, out_dir):
     """Timed ``Trainer.step()`` wall times on a new cluster of ``workers``; plus task-stream stats."""
-    params = run_params(apply_schema({"es": {"envs": {args.env: None}}}), args.env,
-                        {"iterations": 1, "eval_episodes": 0, "pairs_per_iteration": args.pairs,
-                         "hidden": args.hidden})
+    params = run_params(None, args.env, overrides={"iterations": 1, "eval_episodes": 0,
+                                                   "pairs_per_iteration": args.pairs, "hidden": args.hidden})
+    config = RunConfig.from_params(args.env, 0, params)
     with connect(workers) as client:
-        trainer = Trainer(args.env, 0, params, out_dir, client, log=lambda *_: None)
+        trainer = Trainer(config, out_dir, log=lambda *_: None)
+        trainer.connect(client)
         # Warm-up step (env creation, noise table): a small population, 2 one-pair tasks per worker,
         # so that it costs little; the timed steps use the full population.
-        trainer.params["pairs_per_iteration"] = 2 * workers
+        trainer.config = dataclasses.replace(config, pairs_per_iteration=2 * workers)
         trainer.step()
-        trainer.params["pairs_per_iteration"] = args.pairs
+        trainer.config = config
         worker_procs = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
         main_proc = [psutil.Process()]  # client and scheduler (LocalCluster runs it in this process)
         times, busy, n_tasks, worker_cpu, main_cpu = [], 0.0, 0, 0.0, 0.0

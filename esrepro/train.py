@@ -78,7 +78,8 @@ class Trainer:
         if saved is not None:
             self._restore(*saved)
             self.log(f"resuming {self.out_dir} from iteration {self.iteration}")
-        self.workers: Workers | None = None
+        self.workers: Workers | None = None  # set by ``connect``
+        self.chunk_pairs: int | None = None
 
     # -- the loop ------------------------------------------------------------------------
     def step(self):
@@ -105,12 +106,8 @@ class Trainer:
         """Train on ``client``'s workers until the budget is spent or ``target_return`` is reached;
         returns the run summary also written to run.json. ``chunk_pairs``: antithetic pairs per
         task (None: decreasing sizes, ``tasks.chunks``); it does not change results."""
-        started = time.time()
-        self.chunk_pairs = chunk_pairs
-        client.register_plugin(NoiseTablePlugin(self.noise.size, self.noise.seed),
-                               name=noise_plugin_name(self.config))
-        self.workers = Workers(client, self.config, self.es, self.obstat, self.iteration, self.reference,
-                               uuid.uuid4().hex, self.log)
+        started, first_iteration = time.time(), self.iteration
+        self.connect(client, chunk_pairs)
         if not self.rows:  # row 0: the initial policy, before any update
             t0 = time.perf_counter()
             self._record(self._evaluate(0), time.perf_counter() - t0)
@@ -121,16 +118,28 @@ class Trainer:
         self._checkpoint()
         self._save_policy()
         self.workers.close()
-        final = self.rows[-1]
+        final, iterations = self.rows[-1], max(1, self.iteration - first_iteration)
+        traffic = {"mode": self.config.communication,
+                   "to_workers_per_iteration": self.workers.bytes_to_workers // iterations,
+                   "from_workers_per_iteration": self.workers.bytes_from_workers // iterations}
         summary = {"algo": "es", "env": self.config.env_id, "seed": self.config.seed, "config": self.config.params(),
                    "num_params": self.policy.num_params, "iterations": self.iteration,
                    "timesteps": self.timesteps, "episodes": self.episodes, "wall_time_s": self.wall_time_s,
                    "final_eval_return_mean": final["eval_return_mean"],
-                   "workers": self.workers.count(), **provenance.collect(started)}
+                   "workers": self.workers.count(), "communication_bytes": traffic,
+                   **provenance.collect(started)}
         write_json(self.out_dir / "run.json", summary)
         return summary
 
     # -- evaluation on the workers -------------------------------------------------------
+    def connect(self, client, chunk_pairs: int | None = None) -> None:
+        """Use ``client``'s workers from now on (``run`` does this; ``step`` needs it)."""
+        self.chunk_pairs = chunk_pairs
+        client.register_plugin(NoiseTablePlugin(self.noise.size, self.noise.seed),
+                               name=noise_plugin_name(self.config))
+        self.workers = Workers(client, self.config, self.es, self.obstat, self.iteration, self.reference,
+                               uuid.uuid4().hex, self.log)
+
     def _population(self, iteration):
         """All pairs of ``iteration``: ``pairs_per_iteration``, then more in deterministic rounds
         until the iteration holds ``min_timesteps_per_iteration`` timesteps (the reference code's

@@ -11,8 +11,10 @@ from esrepro.config import run_params
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
-# Short episodes, a tiny VBN batch, a table just above the CNN's 1.7M parameters.
-PONG = {"iterations": 2, "pairs_per_iteration": 3, "eval_episodes": 2, "max_episode_steps": 30,
+# Episodes long enough for points to be scored (300 agent steps = 600 frames: the returns of a
+# population differ, so the ranks and the update depend on what each worker evaluated), a tiny VBN
+# batch, a table just above the CNN's 1.7M parameters.
+PONG = {"iterations": 2, "pairs_per_iteration": 3, "eval_episodes": 2, "max_episode_steps": 300,
         "vbn_batch_size": 4, "noise_table_size": 2_000_000, "frame_skip": 2}
 
 
@@ -31,7 +33,8 @@ def test_pong_run_is_the_same_with_any_workers_chunking_and_communication(client
         results[name] = outputs(out)
     theta0, progress0 = results["1 worker"]
     assert summary["num_params"] == theta0.size > 1_600_000  # the large CNN
-    assert (progress0["pairs"].iloc[1:] == 3).all() and (progress0["length_mean"].iloc[1:] == 30).all()
+    assert (progress0["pairs"].iloc[1:] == 3).all() and (progress0["length_mean"].iloc[1:] == 300).all()
+    assert (progress0["return_max"].iloc[1:] > progress0["return_min"].iloc[1:]).all()  # distinct returns
     for name, (theta, progress) in results.items():
         assert np.array_equal(theta, theta0), name
         pd.testing.assert_frame_equal(progress, progress0, check_exact=True)

@@ -2,6 +2,7 @@
 results are bit-identical to the broadcast mode, to runs with other worker counts, and to runs
 during which a Dask worker process was killed."""
 
+import json
 import os
 import signal
 import threading
@@ -9,9 +10,12 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from test_train import DETERMINISM, outputs, train
+from esrepro.distributed import replicas
 from esrepro.distributed.cluster import connect
+from esrepro.errors import RunFailed
 
 
 def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
@@ -22,6 +26,9 @@ def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
         results[mode, workers] = outputs(out)
     theta0, progress0 = results["broadcast", 1]
     assert progress0["obs_count"].iloc[-1] > 1  # replicas had observation statistics to apply
+    sent = {key: json.loads((tmp_path / f"{key[0]}{key[1]}" / "run.json").read_text())["communication_bytes"]
+            for key in results}
+    assert sent["scalar", 1]["to_workers_per_iteration"] < sent["broadcast", 1]["to_workers_per_iteration"]
     for key, (theta, progress) in results.items():
         assert np.array_equal(theta, theta0), key
         pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
@@ -39,42 +46,79 @@ def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     assert len(sent) == 2 and all("(version 0)" in line for line in sent)  # once per worker, at the start
 
 
-# Long enough episodes that tasks are running when a worker is killed.
-FAULT = dict(DETERMINISM, iterations=4, max_episode_steps=400, pairs_per_iteration=8, min_timesteps_per_iteration=0)
+# Swimmer never ends an episode early, so every chunk of pairs steps 2 x 1000 env steps per pair:
+# tasks run long enough to be killed in their middle.
+FAULT = dict(DETERMINISM, env="Swimmer-v5", iterations=4, max_episode_steps=1000, pairs_per_iteration=8,
+             min_timesteps_per_iteration=0)
 
 
-def _kill_one_worker_when_running(client, out, killed):
-    """SIGKILL one worker process once the first iteration's row is written (the run is then
-    in its second iteration); its nanny restarts it."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+def _pid_and_running_pairs(dask_worker):
+    """(pid, keys of the chunks of pairs this worker is executing now)."""
+    return os.getpid(), [ts.key for ts in dask_worker.state.executing if ts.key.startswith("evaluate_pairs")]
+
+
+def _kill_workers_mid_task(client, out, killed):
+    """SIGKILL a worker process while it executes a chunk of pairs, each time a new iteration's
+    row is written after the first (so up to 3 kills in a 4-iteration run); the nanny restarts it.
+    A chunk is killed when it has just started (not executing at the previous poll, 5 ms
+    earlier), so that the kill lands in its middle even if this thread is slow to send it."""
+    deadline, seen, rows_killed = time.monotonic() + 300, {}, 2
+    while time.monotonic() < deadline and rows_killed < 1 + FAULT["iterations"]:
         progress = out / "progress.csv"
-        if progress.is_file() and len(progress.read_text().splitlines()) >= 3:
-            pids = client.run(os.getpid)
-            time.sleep(0.05)
-            os.kill(sorted(pids.values())[0], signal.SIGKILL)
-            killed.append(pids)
-            return
-        time.sleep(0.01)
+        rows = len(progress.read_text().splitlines()) - 1 if progress.is_file() else 0
+        if rows > rows_killed:
+            running = client.run(_pid_and_running_pairs)
+            for address, (pid, keys) in running.items():
+                new = [k for k in keys if k not in seen.get(address, ())]
+                if new and seen:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append((address, new[0]))
+                    rows_killed, seen = rows, {}
+                    break
+            else:
+                seen = {address: set(keys) for address, (_, keys) in running.items()}
+        time.sleep(0.005)
 
 
-def _run_with_a_killed_worker(out, mode):
+def _story(dask_scheduler, key):
+    return [(start, finish) for _, start, finish, *_ in dask_scheduler.story(key)]
+
+
+def _run_with_killed_workers(out, mode):
+    """Train with workers killed in the middle of tasks; asserts that a task was lost with its
+    worker and computed again (its scheduler story: processing, back to waiting or released, then
+    processing again and memory)."""
     with connect(2) as client:
         killed = []
-        killer = threading.Thread(target=_kill_one_worker_when_running, args=(client, out, killed))
+        killer = threading.Thread(target=_kill_workers_mid_task, args=(client, out, killed))
         killer.start()
         train(client, out, communication=mode, **FAULT)
         killer.join()
-        after = client.run(os.getpid)
-    assert killed, "no worker was killed"
-    assert set(after.values()) != set(killed[0].values())  # a worker process was replaced
+        assert killed, "no worker was killed"
+        assert not {a for a, _ in killed} & set(client.scheduler_info(n_workers=-1)["workers"])  # replaced
+        stories = [client.run_on_scheduler(_story, key=key) for _, key in killed]
+    for story in stories:
+        lost = [i for i, (start, finish) in enumerate(story) if start == "processing" and finish != "memory"]
+        if lost:
+            assert ("processing", "memory") in story[lost[0]:], f"the lost task was not computed again: {story}"
+            return
+    raise AssertionError(f"no task was lost in flight: {stories}")
 
 
 def test_killed_worker_does_not_change_the_result(clients, tmp_path):
     train(clients[2], tmp_path / "undisturbed", **FAULT)
     theta0, progress0 = outputs(tmp_path / "undisturbed")
     for mode in ("broadcast", "scalar"):
-        _run_with_a_killed_worker(tmp_path / mode, mode)
+        _run_with_killed_workers(tmp_path / mode, mode)
         theta, progress = outputs(tmp_path / mode)
         assert np.array_equal(theta, theta0), mode
         pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
+
+
+def test_workers_that_stay_stale_end_the_run_with_one_clear_error(clients, tmp_path, monkeypatch):
+    """As if sending the full state failed every time: the master's checksum (patched here, in the
+    master only) never matches the workers' replicas. The run gives up after a bounded number of
+    rounds, instead of looping forever."""
+    monkeypatch.setattr(replicas, "checksum", lambda theta: 0)
+    with pytest.raises(RunFailed, match=f"after {replicas.MAX_STALE_ROUNDS} attempts"):
+        train(clients[2], tmp_path, communication="scalar", **dict(DETERMINISM, iterations=1))

@@ -328,39 +328,43 @@ def test_normalize_clips_and_keeps_float32():
 # ask / eval_env_seed
 # --------------------------------------------------------------------------------------------
 
-SMALL_TABLE = NoiseTable(10_000, seed=123)
+@pytest.fixture
+def small_table():
+    """Built inside a test, after conftest points ESREPRO_NOISE_DIR at a temporary directory (at
+    import time it would write the host's /dev/shm cache)."""
+    return NoiseTable(10_000, seed=123)
 
 
-def test_ask_deterministic():
-    a = ask(5, 3, 17, SMALL_TABLE, 100, 0.5)
-    b = ask(5, 3, 17, SMALL_TABLE, 100, 0.5)
+def test_ask_deterministic(small_table):
+    a = ask(5, 3, 17, small_table, 100, 0.5)
+    b = ask(5, 3, 17, small_table, 100, 0.5)
     assert a.noise_index == b.noise_index
     assert a.env_seed == b.env_seed
     assert a.record_obs == b.record_obs
     for ra, rb in zip(a.action_rngs, b.action_rngs):
         np.testing.assert_array_equal(ra.standard_normal(20), rb.standard_normal(20))
-    assert 0 <= a.noise_index <= SMALL_TABLE.size - 100
+    assert 0 <= a.noise_index <= small_table.size - 100
     assert isinstance(a.noise_index, int) and isinstance(a.env_seed, int)
     assert all(isinstance(r, bool) for r in a.record_obs)
 
 
-def test_ask_positive_and_negative_action_streams_differ():
-    p = ask(0, 0, 0, SMALL_TABLE, 10, 0.01)
+def test_ask_positive_and_negative_action_streams_differ(small_table):
+    p = ask(0, 0, 0, small_table, 10, 0.01)
     pos, neg = p.action_rngs
     assert not np.array_equal(pos.standard_normal(10), neg.standard_normal(10))
 
 
-def test_ask_differs_across_pairs_and_iterations_and_seeds():
+def test_ask_differs_across_pairs_and_iterations_and_seeds(small_table):
     dim = 50
-    pairs = [ask(1, 0, k, SMALL_TABLE, dim, 0.01) for k in range(200)]
+    pairs = [ask(1, 0, k, small_table, dim, 0.01) for k in range(200)]
     assert len({p.env_seed for p in pairs}) == 200
     assert len({p.noise_index for p in pairs}) > 190  # 9951 possible starts
     for p in pairs:
-        assert 0 <= p.noise_index <= SMALL_TABLE.size - dim
-    other_iter = [ask(1, 1, k, SMALL_TABLE, dim, 0.01) for k in range(200)]
+        assert 0 <= p.noise_index <= small_table.size - dim
+    other_iter = [ask(1, 1, k, small_table, dim, 0.01) for k in range(200)]
     assert all(p.env_seed != q.env_seed for p, q in zip(pairs, other_iter))
     assert {p.env_seed for p in pairs}.isdisjoint({q.env_seed for q in other_iter})
-    other_seed = [ask(2, 0, k, SMALL_TABLE, dim, 0.01) for k in range(200)]
+    other_seed = [ask(2, 0, k, small_table, dim, 0.01) for k in range(200)]
     assert {p.env_seed for p in pairs}.isdisjoint({q.env_seed for q in other_seed})
     # Action streams differ across pairs as well.
     x0 = pairs[0].action_rngs[0].standard_normal(5)
@@ -368,21 +372,21 @@ def test_ask_differs_across_pairs_and_iterations_and_seeds():
     assert not np.array_equal(x0, x1)
 
 
-def test_ask_record_obs_frequency():
+def test_ask_record_obs_frequency(small_table):
     prob = 0.3
-    flags = np.array([ask(9, 4, k, SMALL_TABLE, 10, prob).record_obs for k in range(2_000)])
+    flags = np.array([ask(9, 4, k, small_table, 10, prob).record_obs for k in range(2_000)])
     assert flags.shape == (2_000, 2)
     # 4000 Bernoulli(0.3) draws: std of the mean ~0.0072.
     assert abs(flags.mean() - prob) < 0.03
     # Both members of the pair draw independently.
     assert abs(flags[:, 0].mean() - prob) < 0.04 and abs(flags[:, 1].mean() - prob) < 0.04
     assert np.any(flags[:, 0] != flags[:, 1])
-    assert not any(any(ask(9, 4, k, SMALL_TABLE, 10, 0.0).record_obs) for k in range(100))
-    assert all(all(ask(9, 4, k, SMALL_TABLE, 10, 1.0).record_obs) for k in range(100))
+    assert not any(any(ask(9, 4, k, small_table, 10, 0.0).record_obs) for k in range(100))
+    assert all(all(ask(9, 4, k, small_table, 10, 1.0).record_obs) for k in range(100))
 
 
 def test_ask_record_obs_frequency_reference_prob():
-    flags = np.array([ask(3, 0, k, SMALL_TABLE, 10, 0.01).record_obs for k in range(3_000)])
+    flags = np.array([ask(3, 0, k, small_table, 10, 0.01).record_obs for k in range(3_000)])
     # 6000 draws at p = 0.01: expect 60 (std ~7.7).
     assert 25 <= flags.sum() <= 100
 
@@ -394,7 +398,7 @@ def test_eval_env_seed_deterministic_and_distinct_from_training_seeds():
     assert len(set(evals)) == 100
     assert eval_env_seed(1, 0, 0) != eval_env_seed(1, 1, 0)
     assert eval_env_seed(1, 0, 0) != eval_env_seed(2, 0, 0)
-    train = [ask(1, 0, k, SMALL_TABLE, 10, 0.01).env_seed for k in range(100)]
+    train = [ask(1, 0, k, small_table, 10, 0.01).env_seed for k in range(100)]
     assert set(evals).isdisjoint(train)
     assert all(e != t for e, t in zip(evals, train))
     for s in evals:
@@ -435,7 +439,7 @@ def test_reference_ranks_helper_agrees_with_hand_values():
 @pytest.mark.parametrize("n_pairs", [1, 3, 40, 500, 501, 1203])
 def test_gradient_matches_explicit_loop(n_pairs):
     dim = 9
-    table = SMALL_TABLE
+    table = small_table
     rng = np.random.default_rng(n_pairs)
     theta = rng.standard_normal(dim).astype(np.float32)
     es = OpenES(theta, table)
@@ -453,16 +457,16 @@ def test_gradient_of_many_pairs_with_permutation_returns():
     dim = 6
     n = 1_100
     rng = np.random.default_rng(11)
-    idx = rng.integers(0, SMALL_TABLE.size - dim + 1, size=n)
+    idx = rng.integers(0, small_table.size - dim + 1, size=n)
     perm = rng.permutation(2 * n)
     returns = perm.reshape(n, 2).astype(np.float64)
     shaped = perm.reshape(n, 2) / (2 * n - 1) - 0.5
     expected = np.zeros(dim)
     for i in range(n):
         expected += (shaped[i, 0] - shaped[i, 1]) * np.asarray(
-            SMALL_TABLE.noise[idx[i]:idx[i] + dim], dtype=np.float64)
+            small_table.noise[idx[i]:idx[i] + dim], dtype=np.float64)
     expected /= 2 * n
-    g = OpenES(np.zeros(dim, np.float32), SMALL_TABLE).gradient(idx, returns)
+    g = OpenES(np.zeros(dim, np.float32), small_table).gradient(idx, returns)
     np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-7)
 
 
@@ -483,9 +487,9 @@ def test_gradient_hand_computed_two_pairs_not_divided_by_sigma():
 def test_gradient_swapping_signs_negates():
     dim = 5
     rng = np.random.default_rng(2)
-    idx = rng.integers(0, SMALL_TABLE.size - dim + 1, size=30)
+    idx = rng.integers(0, small_table.size - dim + 1, size=30)
     returns = rng.standard_normal((30, 2))
-    es = OpenES(np.zeros(dim, np.float32), SMALL_TABLE)
+    es = OpenES(np.zeros(dim, np.float32), small_table)
     np.testing.assert_allclose(es.gradient(idx, returns[:, ::-1].copy()),
                                -es.gradient(idx, returns), atol=1e-7)
 
@@ -495,7 +499,7 @@ def test_tell_matches_independent_adam_with_l2():
     rng = np.random.default_rng(5)
     theta0 = rng.standard_normal(dim).astype(np.float32)
     lr, l2 = 0.02, 0.005
-    es = OpenES(theta0, SMALL_TABLE, stepsize=lr, l2coeff=l2)
+    es = OpenES(theta0, small_table, stepsize=lr, l2coeff=l2)
     assert es.theta is not theta0
     theta = theta0.astype(np.float64)
     m = np.zeros(dim)
@@ -503,9 +507,9 @@ def test_tell_matches_independent_adam_with_l2():
     b1, b2, eps_adam = 0.9, 0.999, 1e-8
     for t in range(1, 5):
         n = 20 + 7 * t
-        idx = rng.integers(0, SMALL_TABLE.size - dim + 1, size=n)
+        idx = rng.integers(0, small_table.size - dim + 1, size=n)
         returns = rng.standard_normal((n, 2))
-        g = reference_gradient(SMALL_TABLE, dim, idx, returns)
+        g = reference_gradient(small_table, dim, idx, returns)
         grad = -g + l2 * theta
         a = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
         m = b1 * m + (1 - b1) * grad
@@ -528,7 +532,7 @@ def test_tell_l2_decay_alone_when_gradient_cancels():
     # -> w0 = 2/3, w1 = -2/3 -> g = 0, so Adam steps on l2coeff * theta only.
     dim = 4
     theta0 = np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
-    es = OpenES(theta0, SMALL_TABLE, stepsize=0.01, l2coeff=0.005)
+    es = OpenES(theta0, small_table, stepsize=0.01, l2coeff=0.005)
     idx = np.array([10, 10])
     returns = np.array([[1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_allclose(es.gradient(idx, returns), np.zeros(dim), atol=1e-7)

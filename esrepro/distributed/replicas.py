@@ -13,6 +13,7 @@ them). The master's side is ``Workers``: ``map`` runs tasks on the current versi
 moves to the next one. The workers' side is ``resolve``, called by every task.
 """
 
+import pickle
 import threading
 import zlib
 from dataclasses import dataclass
@@ -150,6 +151,11 @@ def stale_answer() -> dict:
     return {"stale": get_worker().address}
 
 
+def _nbytes(obj) -> int:
+    """Size of ``obj`` pickled (what Dask sends for it, give or take its framing)."""
+    return len(pickle.dumps(obj, protocol=5))
+
+
 def _value(x):
     """The task that holds a payload: its result is its argument."""
     return x
@@ -173,6 +179,12 @@ class Workers:
     run_key : str
         Names this run's replicas on the workers.
     log : callable
+
+    Attributes
+    ----------
+    bytes_to_workers, bytes_from_workers : int
+        Pickled bytes of what this run sent to (payloads, full states, task arguments) and got from
+        (results) the workers so far: the application's traffic, without Dask's own messages.
     """
 
     def __init__(self, client, config: RunConfig, es: OpenES, obstat, version: int, reference, run_key: str, log):
@@ -181,6 +193,7 @@ class Workers:
         self._last_update: Update | None = None
         self._payload_future = None
         self._reference = None if reference is None else client.scatter(reference, broadcast=True, hash=False)
+        self.bytes_to_workers = self.bytes_from_workers = 0
 
     def count(self) -> int:
         """Workers in the cluster now (at least 1)."""
@@ -205,8 +218,10 @@ class Workers:
         for _ in range(MAX_STALE_ROUNDS + 1):
             futures = [self.client.submit(calls[i][0], self.config, self._reference, self._payload(),
                                           *calls[i][1:], pure=False) for i in todo]
+            self.bytes_to_workers += sum(_nbytes((self.config, *calls[i][1:])) for i in todo)
             stale = set()
             for i, result in zip(todo, self.client.gather(futures)):
+                self.bytes_from_workers += _nbytes(result)
                 if isinstance(result, dict) and "stale" in result:
                     stale.add(result["stale"])
                 else:
@@ -239,6 +254,7 @@ class Workers:
                 obstat = self.obstat
                 payload = (self.es.theta, obstat and obstat.mean, obstat and obstat.std)
             self._payload_future = self.client.submit(_value, payload, pure=False)
+            self.bytes_to_workers += _nbytes(payload) * self.count()  # each worker fetches it once
         return self._payload_future
 
     def _send_state(self, workers):
@@ -248,6 +264,7 @@ class Workers:
         state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
                           self.config.stepsize, self.config.l2coeff)
         for worker in sorted(workers):
+            self.bytes_to_workers += _nbytes(state)
             try:
                 [data] = self.client.scatter([state], workers=[worker], hash=False)
                 self.client.submit(load_replica, self.config, self.run_key, data, workers=[worker],
