@@ -385,13 +385,13 @@ def test_ask_record_obs_frequency(small_table):
     assert all(all(ask(9, 4, k, small_table, 10, 1.0).record_obs) for k in range(100))
 
 
-def test_ask_record_obs_frequency_reference_prob():
+def test_ask_record_obs_frequency_reference_prob(small_table):
     flags = np.array([ask(3, 0, k, small_table, 10, 0.01).record_obs for k in range(3_000)])
     # 6000 draws at p = 0.01: expect 60 (std ~7.7).
     assert 25 <= flags.sum() <= 100
 
 
-def test_eval_env_seed_deterministic_and_distinct_from_training_seeds():
+def test_eval_env_seed_deterministic_and_distinct_from_training_seeds(small_table):
     assert eval_env_seed(1, 2, 3) == eval_env_seed(1, 2, 3)
     assert isinstance(eval_env_seed(1, 2, 3), int)
     evals = [eval_env_seed(1, 0, k) for k in range(100)]
@@ -437,7 +437,7 @@ def test_reference_ranks_helper_agrees_with_hand_values():
 
 
 @pytest.mark.parametrize("n_pairs", [1, 3, 40, 500, 501, 1203])
-def test_gradient_matches_explicit_loop(n_pairs):
+def test_gradient_matches_explicit_loop(n_pairs, small_table):
     dim = 9
     table = small_table
     rng = np.random.default_rng(n_pairs)
@@ -452,7 +452,7 @@ def test_gradient_matches_explicit_loop(n_pairs):
                                rtol=1e-4, atol=1e-7)
 
 
-def test_gradient_of_many_pairs_with_permutation_returns():
+def test_gradient_of_many_pairs_with_permutation_returns(small_table):
     # 1100 pairs; returns are a permutation so the ranks are known exactly.
     dim = 6
     n = 1_100
@@ -484,7 +484,7 @@ def test_gradient_hand_computed_two_pairs_not_divided_by_sigma():
     np.testing.assert_array_equal(g, g2)
 
 
-def test_gradient_swapping_signs_negates():
+def test_gradient_swapping_signs_negates(small_table):
     dim = 5
     rng = np.random.default_rng(2)
     idx = rng.integers(0, small_table.size - dim + 1, size=30)
@@ -494,7 +494,7 @@ def test_gradient_swapping_signs_negates():
                                -es.gradient(idx, returns), atol=1e-7)
 
 
-def test_tell_matches_independent_adam_with_l2():
+def test_tell_matches_independent_adam_with_l2(small_table):
     dim = 8
     rng = np.random.default_rng(5)
     theta0 = rng.standard_normal(dim).astype(np.float32)
@@ -526,7 +526,7 @@ def test_tell_matches_independent_adam_with_l2():
     assert not np.allclose(theta0, es.theta)
 
 
-def test_tell_l2_decay_alone_when_gradient_cancels():
+def test_tell_l2_decay_alone_when_gradient_cancels(small_table):
     # Two pairs on the same noise index with mirrored returns cancel exactly:
     # values [1, 0, 0, 1] -> ranks [2, 0, 1, 3] -> centered [1/6, -1/2, -1/6, 1/2]
     # -> w0 = 2/3, w1 = -2/3 -> g = 0, so Adam steps on l2coeff * theta only.
