@@ -66,7 +66,8 @@ def main():
     env = make_atari_env(env_id, frame_skip=4, noop_max=30)
     t0 = time.perf_counter()
     reference = reference_batch(env_id, 4, 30, 128, seed=0)
-    print(f"{args.game}: reference batch of 128 observations collected in {time.perf_counter() - t0:.1f} s (once per run)")
+    print(f"{args.game}: reference batch of 128 observations collected in {time.perf_counter() - t0:.1f} s "
+          "(once per run)")
     policy = CNNPolicy(env.action_space.n, args.network, reference)
     rng = np.random.default_rng(0)
     theta = policy.init_params(rng)

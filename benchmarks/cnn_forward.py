@@ -30,6 +30,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECL
     os.environ[_var] = "1"  # before numpy loads: as esrepro.distributed.cluster sets in workers
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
@@ -61,9 +62,9 @@ class TorchCNN:
                 # torch layouts: conv (out, in, kh, kw); linear (out, in) with inputs in (c, h, w) order
                 w = w.permute(3, 2, 0, 1).contiguous()
                 if layer.dense:
-                    op = (lambda x, w=w.reshape(layer.channels_out, -1): F.linear(x.flatten(1), w))
+                    op = functools.partial(_dense, w=w.reshape(layer.channels_out, -1))
                 else:
-                    op = (lambda x, w=w, s=layer.stride: F.conv2d(x, w, stride=s))
+                    op = functools.partial(F.conv2d, weight=w, stride=layer.stride)
                 if not layer.hidden:
                     self.layers.append((op, None, extra[0]))
                     break
@@ -85,6 +86,11 @@ class TorchCNN:
 
     def act(self, obs: torch.Tensor) -> int:
         return int(self.logits(obs).argmax())
+
+
+def _dense(x, w):
+    """A torch dense layer on flattened (c, h, w) inputs."""
+    return F.linear(x.flatten(1), w)
 
 
 def timed(fn, calls):

@@ -84,7 +84,8 @@ def main():
             print(f"{name:>24} {n:>10,d} {broadcast:>17,.0f} {scalar:>14,.0f} {scalar / broadcast:>16.2%}")
     (small, _, scalar_small), (large, broadcast, scalar) = rows
     print(f"SUMMARY communication_bytes: scalar mode {scalar / broadcast:.2%} of broadcast at {large:,d} parameters "
-          f"(target <= 1%: {'met' if scalar <= 0.01 * broadcast else 'MISSED'}); scalar bytes x{scalar / scalar_small:.2f}"
+          f"(target <= 1%: {'met' if scalar <= 0.01 * broadcast else 'MISSED'}); "
+          f"scalar bytes x{scalar / scalar_small:.2f}"
           f" from {small:,d} to {large:,d} parameters")
 
 

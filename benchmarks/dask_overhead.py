@@ -111,7 +111,8 @@ def measure(client, args, busy: bool) -> dict:
 def summarize(work: str, runs: dict, args) -> dict:
     """Print the per-n table of one kind of work; return the fit (a, b) and the master CPU per task."""
     print(f"\nwork = {work}: {args.workers} worker(s), tasks of {args.task_ms:g} ms, medians of {args.repeats}")
-    print(f"{'tasks':>6} {'ideal s':>8} {'wall s':>8} {'overhead s':>11} {'per task ms':>12} {'master CPU/task ms':>19} "
+    print(f"{'tasks':>6} {'ideal s':>8} {'wall s':>8} {'overhead s':>11} {'per task ms':>12} "
+          f"{'master CPU/task ms':>19} "
           f"{'worker CPU extra/task ms':>25}")
     overheads, cpus = [], {}
     for n, rs in runs.items():

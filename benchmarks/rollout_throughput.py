@@ -152,7 +152,7 @@ def main():
     for r, seeds in enumerate(seed_sets):
         steps, secs = dict.fromkeys(rates, 0), dict.fromkeys(rates, 0.0)
 
-        def chunk():
+        def chunk(steps=steps, secs=secs, seeds=seeds):
             t = time.perf_counter()
             steps["rollouts (chunk)"] += run_chunk(seeds)
             secs["rollouts (chunk)"] += time.perf_counter() - t

@@ -78,7 +78,7 @@ def test_losing_a_life_does_not_end_the_episode():
     env.reset(seed=0)
     lives = [ale.lives()]
     assert lives[0] == 5
-    for step, action in enumerate(random_actions(env, 0, 5000)):
+    for step, action in enumerate(random_actions(env, 0, 5000)):  # noqa: B007 (read after the loop)
         _, _, terminated, truncated, _ = env.step(int(action))
         lives.append(ale.lives())
         if terminated or truncated:

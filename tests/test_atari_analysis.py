@@ -7,14 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 
-from esrepro.analysis.atari_games import (ATARI_COLUMNS, META_COLUMNS, atari_table, compare_scores,
-                                          count_better_worse, plot_frameskip, write_atari_table)
+from esrepro.analysis.atari_games import (
+    ATARI_COLUMNS,
+    META_COLUMNS,
+    atari_table,
+    compare_scores,
+    count_better_worse,
+    plot_frameskip,
+    write_atari_table,
+)
 from esrepro.analysis.runs import load_runs
-from esrepro.envs.atari import game_name
 from esrepro.atomic import write_json
+from esrepro.envs.atari import game_name
 from esrepro.progress import write_progress
+
+from conftest import run_cli
 
 REFERENCE = Path(__file__).resolve().parents[1] / "paper" / "reference"
 ES_A3C_CSV = REFERENCE / "atari_es_vs_a3c.csv"

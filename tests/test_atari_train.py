@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pandas as pd
-
 from test_train import outputs
+
 from esrepro.config import run_params
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer

@@ -9,8 +9,9 @@ import json
 import pytest
 import yaml
 
-from conftest import TINY, run_cli, run_snakemake
 from esrepro.cli import main
+
+from conftest import TINY, run_cli, run_snakemake
 
 GOOD = {"es": {"seeds": [0], "params": {"iterations": 2, **TINY}, "envs": {"InvertedPendulum-v5": None}}}
 SCALING = {"env": "InvertedPendulum-v5", "workers": [1], "params": {"iterations": 1, "target_return": 10}}
@@ -214,7 +215,8 @@ def test_cli_rejects_bad_cluster_file(case, tmp_path, monkeypatch, capsys):
     text, expected = CLUSTER_FILES[case]
     (tmp_path / "cluster.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
-    assert _exit_code(["train", *ENV, "--seed", "0", "--iterations", "1", "--cluster", "cluster.yaml", "--out", "run"]) == 2
+    args = ["train", *ENV, "--seed", "0", "--iterations", "1", "--cluster", "cluster.yaml", "--out", "run"]
+    assert _exit_code(args) == 2
     line = _one_error_line(capsys.readouterr().err)
     for text in expected:
         assert text in line

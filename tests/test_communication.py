@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_train import DETERMINISM, outputs, train
+
 from esrepro.distributed import replicas
 from esrepro.distributed.cluster import connect
 from esrepro.errors import RunFailed
@@ -38,6 +38,7 @@ def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     lines = []
     params = dict(DETERMINISM, communication="scalar")
     from test_train import params as run_params
+
     from esrepro.run_config import RunConfig
     from esrepro.train import Trainer
     config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**params))

@@ -15,7 +15,6 @@ from esrepro.es.obstat import ObsStats, normalize
 from esrepro.es.ranks import centered_ranks
 from esrepro.es.strategy import OpenES, ask, eval_env_seed
 
-
 # --------------------------------------------------------------------------------------------
 # NoiseTable
 # --------------------------------------------------------------------------------------------
@@ -260,10 +259,10 @@ def test_adam_many_steps_matches_formula():
     grads = [rng.standard_normal(5).astype(np.float32) for _ in range(200)]
     opt = Adam(5)
     expected, _, _ = adam_reference(grads)
-    for g, exp in zip(grads, expected):
+    for g in grads:
         step = opt.step(g)
     assert opt.t == 200
-    np.testing.assert_allclose(step, exp, rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(step, expected[-1], rtol=1e-4, atol=1e-9)
 
 
 # --------------------------------------------------------------------------------------------

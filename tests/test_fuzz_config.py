@@ -11,9 +11,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
 from esrepro.config import SECTIONS, ConfigError, env_id, run_keys, run_params, validate_config
 from esrepro.run_config import RunConfig
+
+from conftest import REPO
 
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 

@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from esrepro.atomic import write_json
 from esrepro.cli import main
 from esrepro.progress import write_progress
+
+from conftest import run_cli
 
 REFERENCE = Path(__file__).resolve().parents[1] / "paper" / "reference"
 

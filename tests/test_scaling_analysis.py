@@ -7,13 +7,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
 
 from esrepro.analysis.runs import load_runs
-from esrepro.analysis.scaling import (META_COLUMNS, SCALING_COLUMNS, plot_scaling, repeat_times,
-                                      scaling_table, time_to_target, write_scaling)
+from esrepro.analysis.scaling import (
+    META_COLUMNS,
+    SCALING_COLUMNS,
+    plot_scaling,
+    repeat_times,
+    scaling_table,
+    time_to_target,
+    write_scaling,
+)
 from esrepro.atomic import write_json
 from esrepro.progress import write_progress
+
+from conftest import run_cli
 
 REFERENCE_CSV = Path(__file__).resolve().parents[1] / "paper" / "reference" / "scaling_humanoid.csv"
 TARGET = 3000.0

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY, run_cli
 from esrepro.checkpoint import CheckpointMismatch
 from esrepro.config import run_params
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
+
+from conftest import TINY, run_cli
 
 WALL = ["wall_time_s", "iteration_time_s"]
 
