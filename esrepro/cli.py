@@ -1,4 +1,5 @@
-"""Command line: ``python -m esrepro train|trpo|a2c|summary|tables|curves|atari-table|frameskip-figure|scaling``."""
+"""Command line: ``python -m esrepro train|trpo|a2c|summary|tables|curves|atari-table|frameskip-figure|scaling``
+and ``claims|play``."""
 
 import argparse
 import os
@@ -118,6 +119,18 @@ def _scaling(args) -> int:
     return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure)
 
 
+def _claims(args) -> int:
+    from esrepro.analysis.claims import write_claims
+    return _aggregate(write_claims, args.runs, args.out, args.table1, args.table3, args.atari, args.scaling)
+
+
+def _play(args) -> int:
+    from esrepro.play import play
+    out = play(args.run_dir, args.out, args.frames, args.seed, args.size, args.fps)
+    print(f"{args.frames} frames -> {out}")
+    return 0
+
+
 def _integer(low: int):
     """An argparse type: an integer in [low, 2^63 - 1]."""
     def parse(text: str) -> int:
@@ -220,6 +233,26 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--table", nargs="+", required=True, type=Path, help=tables)
     g.add_argument("--figure", nargs="+", required=True, type=Path, help=figures)
     g.set_defaults(func=_scaling)
+
+    k = sub.add_parser("claims", help="the claims report: each claim of the paper, our number, budget and verdict")
+    k.add_argument("--runs", nargs="+", required=True, type=Path, help="every run directory of the grid")
+    k.add_argument("--table1", type=Path, help="table1.csv of `tables` (with --table3; without: claim 1 not testable)")
+    k.add_argument("--table3", type=Path, help="table3.csv of `tables`")
+    k.add_argument("--atari", type=Path, help="atari.csv of `atari-table` (without: claim 2 not testable)")
+    k.add_argument("--scaling", type=Path, help="scaling.csv of `scaling` (without: claim 4 not testable)")
+    k.add_argument("--out", nargs="+", required=True, type=Path, help=tables)
+    k.set_defaults(func=_claims)
+
+    from esrepro.play import DEFAULT_FPS, DEFAULT_FRAMES, DEFAULT_SIZE
+    w = sub.add_parser("play", help="render an ES run's final policy to a GIF or MP4 clip")
+    w.add_argument("run_dir", type=Path, help="an ES run directory (run.json, policy.npz)")
+    w.add_argument("--out", type=Path, help="clip file, .gif or .mp4 (default: RUN_DIR/play.gif)")
+    w.add_argument("--frames", type=_positive, default=DEFAULT_FRAMES, help="frames (default: %(default)s)")
+    w.add_argument("--seed", type=_integer(0), default=0, help="seed of the first episode (default: %(default)s)")
+    w.add_argument("--size", type=_positive, default=DEFAULT_SIZE,
+                   help="MuJoCo frame side in pixels (default: %(default)s; Atari: the 210x160 screen)")
+    w.add_argument("--fps", type=_positive, default=DEFAULT_FPS, help="frames per second (default: %(default)s)")
+    w.set_defaults(func=_play)
     return p
 
 
