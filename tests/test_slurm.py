@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -162,7 +163,7 @@ def test_slurm_runner_under_srun(tmp_path, reference):
     cluster = write_yaml(tmp_path / "runner.yaml", {"kind": "slurm-runner", "interface": "lo",
                                                     "tls": write_certs(tmp_path),
                                                     "scheduler_file": str(tmp_path / "scheduler-{job_id}.json")})
-    name = f"esrepro-runner-{tmp_path.name}"
+    name = f"esrepro-runner-{uuid.uuid4().hex[:12]}"  # unique among the jobs sacct lists
     done = subprocess.run(["srun", "-n", "5", "-J", name, "-A", ACCOUNT, "-p", PARTITION, "-t", "10",
                            sys.executable, "-m", "esrepro", *map(str, RUN), "--cluster", str(cluster),
                            "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=tmp_path,
