@@ -8,7 +8,7 @@
 #   tests/slurm/slurm.sh stop     cancel every job, stop the daemons, remove the config
 #   tests/slurm/slurm.sh status   the daemons running and the node's state
 #
-# Both are idempotent. The node declares at least 8 CPUs (SlurmdParameters=config_overrides) so that
+# start and stop are idempotent. The node declares at least 8 CPUs (SlurmdParameters=config_overrides) so that
 # the tests' multi-worker jobs and `srun -n 5` fit on a 2-core machine; the processes then share the
 # real cores. Slurm is never left configured but stopped: with slurm.conf present and slurmctld down,
 # every `snakemake` start waits ~9 s (the slurm executor plugin asks `scontrol` when imported).
