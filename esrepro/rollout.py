@@ -32,9 +32,11 @@ class Episode:
 
 
 def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seeds,
-             action_noise_std: float = 0.0, rngs=None, record_obs=None) -> list[Episode]:
+             action_noise_std: float = 0.0, rngs=None, record_obs=None,
+             max_steps: int | None = None) -> list[Episode]:
     """Run ``len(envs)`` episodes side by side: episode i on ``envs[i]`` from
-    ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation.
+    ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation,
+    or after ``max_steps`` steps (the adaptive episode cap, paper section 2.1) if given.
 
     Stepping the episodes together lets one batched policy call per step serve all of them (numpy's
     per-call cost would otherwise be a large part of a MuJoCo step). Each episode's result is
@@ -54,6 +56,8 @@ def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | No
         evaluation and in the paper). Needs ``rngs`` (k generators) when positive.
     record_obs : sequence of k bool, optional
         Which episodes return the sums of their observations (observation normalization).
+    max_steps : int, optional
+        Steps after which an episode stops (as if truncated), on top of the env's own limit.
 
     Returns
     -------
@@ -83,7 +87,7 @@ def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | No
             obs[i], reward, terminated, truncated, _ = envs[i].step(action)
             totals[i] += float(reward)
             steps[i] += 1
-            if not (terminated or truncated):
+            if not (terminated or truncated or steps[i] == max_steps):
                 still.append(i)
         active = still
     return [Episode(totals[i], steps[i], *sums.get(i, (None, None))) for i in range(k)]

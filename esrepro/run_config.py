@@ -42,6 +42,7 @@ class RunConfig:
     eval_episodes: int
     checkpoint_every: int
     max_episode_steps: int | None
+    episode_cap_factor: float | None
     communication: str
     env: MujocoParams | AtariParams
 

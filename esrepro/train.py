@@ -26,7 +26,7 @@ from esrepro.run_config import RunConfig
 
 #: ES's columns of progress.csv after the shared ones (one row per iteration; row 0 is the
 #: initial policy, without population statistics).
-ES_COLUMNS = ("return_min", "length_mean", "pairs", "update_ratio", "obs_count", "iteration_time_s")
+ES_COLUMNS = ("return_min", "length_mean", "episode_cap", "pairs", "update_ratio", "obs_count", "iteration_time_s")
 
 
 class Trainer:
@@ -86,7 +86,8 @@ class Trainer:
         """One iteration: ask -> evaluate -> tell -> record."""
         t0 = time.perf_counter()
         self.iteration += 1
-        parts = self._population(self.iteration)  # ask and evaluate, on the workers
+        cap = self._episode_cap()
+        parts = self._population(self.iteration, cap)  # ask and evaluate, on the workers
         # pair order: chunks are ordered and each lists its pairs in order
         update = Update(np.concatenate([p["noise_indices"] for p in parts]),
                         np.concatenate([p["returns"] for p in parts]),
@@ -98,6 +99,7 @@ class Trainer:
         self.episodes += lengths.size
         returns = update.returns
         row = {"pairs": len(update.noise_indices), "return_mean": returns.mean(), "return_std": returns.std(),
+               "episode_cap": np.nan if cap is None else cap,
                "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
                "update_ratio": update_ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
         self._record(row | self._evaluate(self.iteration), time.perf_counter() - t0)
@@ -140,23 +142,30 @@ class Trainer:
         self.workers = Workers(client, self.config, self.es, self.obstat, self.iteration, self.reference,
                                uuid.uuid4().hex, self.log)
 
-    def _population(self, iteration):
+    def _population(self, iteration, cap):
         """All pairs of ``iteration``: ``pairs_per_iteration``, then more in deterministic rounds
         until the iteration holds ``min_timesteps_per_iteration`` timesteps (the reference code's
-        "episodes AND timesteps" batch rule, made independent of timing)."""
+        "episodes AND timesteps" batch rule, made independent of timing). Training episodes stop
+        after ``cap`` steps if it is not None."""
         n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
-        parts = self._evaluate_pairs(iteration, 0, n)
+        parts = self._evaluate_pairs(iteration, 0, n, cap)
         lengths = np.concatenate([p["lengths"] for p in parts])
         while lengths.sum() < minimum:
             extra = math.ceil((minimum - lengths.sum()) / (2 * lengths.mean()))
-            parts += self._evaluate_pairs(iteration, n, n + extra)
+            parts += self._evaluate_pairs(iteration, n, n + extra, cap)
             n += extra
             lengths = np.concatenate([p["lengths"] for p in parts])
         return parts
 
-    def _evaluate_pairs(self, iteration, start, stop):
+    def _episode_cap(self) -> int | None:
+        """This iteration's adaptive episode cap (paper section 2.1): ``episode_cap_factor`` times the
+        previous iteration's mean training episode length, or None (off, or the first iteration)."""
+        factor, previous = self.config.episode_cap_factor, self.rows[-1].get("length_mean", np.nan)
+        return None if factor is None or np.isnan(previous) else math.ceil(factor * previous)
+
+    def _evaluate_pairs(self, iteration, start, stop, cap):
         ranges = chunks(start, stop, self.workers.count(), self.chunk_pairs)
-        return self.workers.map([(evaluate_pairs, iteration, a, b) for a, b in ranges])
+        return self.workers.map([(evaluate_pairs, iteration, a, b, cap) for a, b in ranges])
 
     def _evaluate(self, iteration):
         episodes = range(self.config.eval_episodes)

@@ -75,6 +75,21 @@ def test_min_timesteps_per_iteration_is_met(clients, tmp_path):
     assert (progress["timesteps"].diff().iloc[1:] >= 2000).all()
 
 
+def test_adaptive_episode_cap_follows_the_previous_iteration(clients, tmp_path):
+    """Paper section 2.1: the training episodes of iteration t stop after ceil(factor x the mean
+    training episode length of iteration t - 1) steps; evaluation episodes are not capped; the run
+    stays the same with 1 or 2 workers. Swimmer's episodes always last max_episode_steps."""
+    capped = dict(TINY, iterations=3, max_episode_steps=100, episode_cap_factor=0.5, eval_episodes=1)
+    for workers in (1, 2):
+        train(clients[workers], tmp_path / f"w{workers}", env="Swimmer-v5", **capped)
+    (theta1, progress1), (theta2, progress2) = outputs(tmp_path / "w1"), outputs(tmp_path / "w2")
+    assert np.array_equal(theta1, theta2)
+    pd.testing.assert_frame_equal(progress1, progress2, check_exact=True)
+    assert list(progress1["length_mean"].iloc[1:]) == [100, 50, 25]
+    assert progress1["episode_cap"].iloc[1:].tolist()[1:] == [50, 25] and np.isnan(progress1["episode_cap"].iloc[1])
+    assert (progress1["eval_length_mean"] == 100).all()
+
+
 def test_es_solves_inverted_pendulum(clients, tmp_path):
     """Paper Table 3: ES reaches InvertedPendulum's maximum (1000: every step of the 1000-step
     episode earns 1) in ~5e5 timesteps."""

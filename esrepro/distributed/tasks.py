@@ -71,7 +71,8 @@ def _runtime(config: RunConfig, reference, n_envs: int):
 
 
 # -- tasks ------------------------------------------------------------------------------------------
-def _rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_std=0.0, rngs=None, record_obs=None):
+def _rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_std=0.0, rngs=None, record_obs=None,
+              max_steps=None):
     """``rollouts`` of the parameter rows ``thetas``, ``len(envs)`` episodes side by side at a time."""
     k, n = len(envs), len(thetas)
     rngs, record_obs = rngs or [None] * n, record_obs or [False] * n
@@ -79,11 +80,12 @@ def _rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_s
     for a in range(0, n, k):
         policy.set_params(thetas[a : a + k])
         episodes += rollouts(envs[: len(thetas[a : a + k])], policy, obs_mean, obs_std, env_seeds[a : a + k],
-                             action_noise_std, rngs[a : a + k], record_obs[a : a + k])
+                             action_noise_std, rngs[a : a + k], record_obs[a : a + k], max_steps)
     return episodes
 
 
-def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start: int, stop: int) -> dict:
+def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start: int, stop: int,
+                   max_steps: int | None = None) -> dict:
     """Evaluate antithetic pairs ``start <= j < stop`` of ``iteration``, all 2(stop - start)
     episodes side by side (``rollouts``).
 
@@ -94,6 +96,8 @@ def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start:
     payload : tuple (theta, obs_mean, obs_std) or replicas.Sync
         The iteration's parameters (float32, shape (num_params,)) and observation statistics
         ((obs_dim,), None for Atari), or what brings this worker's replica to them.
+    max_steps : int or None
+        The iteration's adaptive episode cap (``RunConfig.episode_cap_factor``), if any.
 
     Returns
     -------
@@ -113,7 +117,8 @@ def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start:
     eps = np.stack([config.sigma * noise.get(p.noise_index, theta.size) for p in pairs])
     episodes = _rollouts(envs, policy, np.stack([theta + eps, theta - eps], axis=1).reshape(-1, theta.size),
                          obs_mean, obs_std, [p.env_seed for p in pairs for _ in range(2)], action_noise_std,
-                         [r for p in pairs for r in p.action_rngs], [rec for p in pairs for rec in p.record_obs])
+                         [r for p in pairs for r in p.action_rngs], [rec for p in pairs for rec in p.record_obs],
+                         max_steps)
     recorded = [(j, ep) for j, ep in zip(np.repeat(np.arange(start, stop), 2), episodes) if ep.obs_sum is not None]
     return {"noise_indices": np.array([p.noise_index for p in pairs], dtype=np.int64),
             "returns": np.array([ep.ret for ep in episodes]).reshape(-1, 2),
