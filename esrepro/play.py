@@ -26,7 +26,7 @@ from esrepro.errors import InputError
 DEFAULT_FRAMES = 300
 """Frames of a clip (12 s at 25 frames per second)."""
 
-DEFAULT_SIZE = 240
+DEFAULT_SIZE = 160
 """Side in pixels of MuJoCo frames."""
 
 DEFAULT_FPS = 25

@@ -146,3 +146,73 @@ rule fig1_scaling:
     shell:
         "python -m esrepro scaling --runs {params.runs} --reference {input.reference} --table {output.table}"
         " --figure {output.figure} > {log} 2>&1"
+
+
+# The claims report: each claim of the paper, this grid's number and budget and a verdict, from the
+# runs and the tables above.
+rule claims:
+    input:
+        run=es_runs("run.json") + trpo_runs("run.json") + atari_runs("run.json") + scaling_runs("run.json"),
+        progress=atari_runs("progress.csv"),
+        table1=rules.mujoco_tables.output.table1[0] if COMPARED_ENVS else [],
+        table3=rules.mujoco_tables.output.table3[0] if COMPARED_ENVS else [],
+        atari=rules.atari_table.output.table[0] if ATARI_RUNS else [],
+        scaling=rules.fig1_scaling.output.table[0] if SCALING else [],
+    output:
+        claims=[
+            report(f"{PAPER}/claims.{ext}", caption="../report/claims.rst", category="Claims", labels={"format": ext})
+            for ext in ("md", "csv")
+        ],
+    log:
+        f"{LOGS}/claims.log",
+    conda:
+        "../envs/aggregate.yaml"
+    params:
+        runs=run_dirs,
+        tables=claims_tables,
+    shell:
+        "python -m esrepro claims --runs {params.runs} {params.tables} --out {output.claims} > {log} 2>&1"
+
+
+# One clip of the final policy of the first seed of every ES env (MuJoCo) and game (Atari, frame-skip
+# 4), 300 frames; MuJoCo renders headless through EGL.
+rule clip_mujoco:
+    input:
+        run=f"{RESULTS}/es/{{env}}/seed{ES_SEEDS[0] if ES_SEEDS else 0}/run.json",
+        policy=f"{RESULTS}/es/{{env}}/seed{ES_SEEDS[0] if ES_SEEDS else 0}/policy.npz",
+    output:
+        clip=report(
+            f"{PAPER}/clips/mujoco/{{env}}.gif",
+            caption="../report/clip.rst",
+            category="Policies",
+            labels={"env": "{env}"},
+        ),
+    log:
+        f"{LOGS}/clip_mujoco/{{env}}.log",
+    conda:
+        "../envs/es.yaml"
+    params:
+        run=lambda wildcards, input: str(Path(input.run).parent),
+    shell:
+        "python -m esrepro play {params.run} --out {output.clip} > {log} 2>&1"
+
+
+rule clip_atari:
+    input:
+        run=f"{RESULTS}/es/{{game}}/frameskip4/seed{ATARI_SEEDS[0] if ATARI_SEEDS else 0}/run.json",
+        policy=f"{RESULTS}/es/{{game}}/frameskip4/seed{ATARI_SEEDS[0] if ATARI_SEEDS else 0}/policy.npz",
+    output:
+        clip=report(
+            f"{PAPER}/clips/atari/{{game}}.gif",
+            caption="../report/clip.rst",
+            category="Policies",
+            labels={"env": "{game}"},
+        ),
+    log:
+        f"{LOGS}/clip_atari/{{game}}.log",
+    conda:
+        "../envs/es.yaml"
+    params:
+        run=lambda wildcards, input: str(Path(input.run).parent),
+    shell:
+        "python -m esrepro play {params.run} --out {output.clip} > {log} 2>&1"

@@ -123,3 +123,15 @@ def paper_files(folder, name, exts, category, caption=None, **labels):
         path = f"{PAPER}/{folder}/{name}.{ext}"
         files.append(report(path, caption=caption, category=category, labels=labels | {"format": ext}))
     return files
+
+
+def clips():
+    """One clip per ES env and Atari game of the grid (rules clip_mujoco, clip_atari)."""
+    games = sorted({game for game, _ in ATARI_RUNS})
+    return [f"{PAPER}/clips/mujoco/{env}.gif" for env in ES_ENVS] + [f"{PAPER}/clips/atari/{g}.gif" for g in games]
+
+
+def claims_tables(wildcards, input):
+    """The claims command's options for the tables this grid builds (a claim without its table is
+    not testable here)."""
+    return " ".join(f"--{name} {input[name]}" for name in ("table1", "table3", "atari", "scaling") if input[name])

@@ -178,7 +178,7 @@ def table2_claim(atari: pd.DataFrame | None, atari_runs: pd.DataFrame | None) ->
               "budget": f"{_percent(fraction)} of 1e9 frames per game"}
     if fraction < MIN_BUDGET_FRACTION:
         return claim | {"verdict": not_testable(f"ES ran {_percent(fraction)} of the paper's 1 billion frames per "
-                                                f"game; {MIN_BUDGET_FRACTION * PAPER_ATARI_FRAMES:.0e} frames or "
+                                                f"game; {MIN_BUDGET_FRACTION * PAPER_ATARI_FRAMES:,.0f} frames or "
                                                 "more would test it")}
     table2_runs = atari_runs[pd.to_numeric(atari_runs["frame_skip"]) == atari_games.TABLE_FRAME_SKIP]
     if not _learned(table2_runs):
