@@ -18,7 +18,7 @@ include: "rules/scaling.smk"
 include: "rules/aggregate.smk"
 
 
-# Every table and figure the grid's sections call for.
+# Every table and figure the grid's sections call for, the claims report and a clip of each ES policy.
 rule all:
     default_target: True
     input:
@@ -29,3 +29,5 @@ rule all:
         rules.atari_table.output if ATARI_RUNS else [],
         rules.fig2_frameskip.output if FRAMESKIP_GAMES else [],
         rules.fig1_scaling.output if SCALING else [],
+        rules.claims.output if ES_ENVS or ATARI_RUNS or SCALING else [],
+        clips(),

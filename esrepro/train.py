@@ -123,7 +123,8 @@ class Trainer:
         final, iterations = self.rows[-1], max(1, self.iteration - first_iteration)
         traffic = {"mode": self.config.communication,
                    "to_workers_per_iteration": self.workers.bytes_to_workers // iterations,
-                   "from_workers_per_iteration": self.workers.bytes_from_workers // iterations}
+                   "from_workers_per_iteration": self.workers.bytes_from_workers // iterations,
+                   "full_state_total": self.workers.bytes_full_state}
         summary = {"algo": "es", "env": self.config.env_id, "seed": self.config.seed, "config": self.config.params(),
                    "num_params": self.policy.num_params, "iterations": self.iteration,
                    "timesteps": self.timesteps, "episodes": self.episodes, "wall_time_s": self.wall_time_s,

@@ -183,8 +183,11 @@ class Workers:
     Attributes
     ----------
     bytes_to_workers, bytes_from_workers : int
-        Pickled bytes of what this run sent to (payloads, full states, task arguments) and got from
-        (results) the workers so far: the application's traffic, without Dask's own messages.
+        Pickled bytes of what this run sent to (payloads, task arguments) and got from (results) the
+        workers so far: the application's traffic, without Dask's own messages.
+    bytes_full_state : int
+        Pickled bytes of the full states sent to workers that joined or restarted (scalar mode), a
+        one-off cost per worker kept apart from the per-iteration traffic.
     """
 
     def __init__(self, client, config: RunConfig, es: OpenES, obstat, version: int, reference, run_key: str, log):
@@ -193,7 +196,7 @@ class Workers:
         self._last_update: Update | None = None
         self._payload_future = None
         self._reference = None if reference is None else client.scatter(reference, broadcast=True, hash=False)
-        self.bytes_to_workers = self.bytes_from_workers = 0
+        self.bytes_to_workers = self.bytes_from_workers = self.bytes_full_state = 0
 
     def count(self) -> int:
         """Workers in the cluster now (at least 1)."""
@@ -264,7 +267,7 @@ class Workers:
         state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
                           self.config.stepsize, self.config.l2coeff)
         for worker in sorted(workers):
-            self.bytes_to_workers += _nbytes(state)
+            self.bytes_full_state += _nbytes(state)
             try:
                 [data] = self.client.scatter([state], workers=[worker], hash=False)
                 self.client.submit(load_replica, self.config, self.run_key, data, workers=[worker],
