@@ -55,7 +55,7 @@ def slurm_problem() -> str | None:
     except subprocess.TimeoutExpired:
         return "`sinfo` did not answer within 20 s"
     if info.returncode != 0:
-        return f"`sinfo` failed: {info.stderr.strip()}"
+        return f"`sinfo` failed: {(info.stderr.strip().splitlines() or ['no message'])[-1]}"
     if not {"idle", "mixed"} & set(info.stdout.split()):
         return f"no idle node (`sinfo`: {' '.join(info.stdout.split())})"
     return None
