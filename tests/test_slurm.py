@@ -246,7 +246,7 @@ def test_smoke_grid_through_profile(tmp_path, local_smoke):
             assert_same_params(here / run, there / run)
     tables = sorted(p.name for p in (local_smoke / config["paper_dir"] / "tables").glob("*.csv"))
     assert sorted(p.name for p in (cwd / config["paper_dir"] / "tables").glob("*.csv")) == tables
-    assert len(tables) == 5, tables
+    assert {"atari.csv", "es_mujoco_summary.csv", "scaling.csv", "table1.csv", "table3.csv"} <= set(tables), tables
     for name in tables:
         ours, local = (pd.read_csv(d / config["paper_dir"] / "tables" / name) for d in (cwd, local_smoke))
         kept = [c for c in local.columns if not TIME_COLUMNS.search(c)]
