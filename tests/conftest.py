@@ -37,3 +37,13 @@ def clients():
     from esrepro.distributed.cluster import connect
     with connect(1) as one, connect(2) as two:
         yield {1: one, 2: two}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke grid (config/smoke.yaml) run once locally, shared by the workflow and Slurm tests;
+    its working directory."""
+    cwd = tmp_path_factory.mktemp("smoke")
+    res = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", cwd=cwd, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return cwd

@@ -5,11 +5,12 @@ import json
 
 import numpy as np
 import pandas as pd
-from test_train import outputs
 
 from esrepro.config import run_params
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
+
+from test_train import outputs
 
 # Episodes long enough for points to be scored (300 agent steps = 600 frames: the returns of a
 # population differ, so the ranks and the update depend on what each worker evaluated), a tiny VBN

@@ -11,11 +11,12 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from test_train import DETERMINISM, outputs, train
 
 from esrepro.distributed import replicas
 from esrepro.distributed.cluster import connect
 from esrepro.errors import RunFailed
+
+from test_train import DETERMINISM, outputs, train
 
 
 def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
@@ -37,10 +38,10 @@ def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
 def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     lines = []
     params = dict(DETERMINISM, communication="scalar")
-    from test_train import params as run_params
-
     from esrepro.run_config import RunConfig
     from esrepro.train import Trainer
+
+    from test_train import params as run_params
     config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**params))
     Trainer(config, tmp_path, log=lines.append).run(clients[2])
     sent = [line for line in lines if line.startswith("sent the full state")]

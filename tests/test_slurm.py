@@ -22,6 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+
+from esrepro.distributed.cluster import SINGLE_THREAD_ENV
+
+from conftest import REPO, run_cli
 from test_cluster import (
     RUN,
     assert_same_params,
@@ -32,10 +36,6 @@ from test_cluster import (
     write_certs,
     write_yaml,
 )
-
-from esrepro.distributed.cluster import SINGLE_THREAD_ENV
-
-from conftest import REPO, run_cli, run_snakemake
 
 #: The account and partition tests/slurm/slurm.sh sets up.
 ACCOUNT, PARTITION = "esrepro", "debug"
@@ -191,15 +191,6 @@ def site_profile(directory: Path) -> Path:
     return directory
 
 
-@pytest.fixture(scope="module")
-def local_smoke(tmp_path_factory) -> Path:
-    """The smoke grid run locally (profiles/default); its working directory."""
-    cwd = tmp_path_factory.mktemp("smoke-local")
-    res = run_snakemake("--cores", "2", "--configfile", SMOKE, cwd=cwd)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return cwd
-
-
 def jobs_by_rule(run_log: str) -> dict[str, int]:
     """Jobs per rule in Snakemake's "Job stats" table, without the local rule `all`."""
     stats = run_log.split("Job stats:")[1].split("\n\n")[0]
@@ -211,7 +202,7 @@ def jobs_by_rule(run_log: str) -> dict[str, int]:
 TIME_COLUMNS = re.compile(r"wall_time|minutes|speedup|efficiency")
 
 
-def test_smoke_grid_through_profile(tmp_path, local_smoke):
+def test_smoke_grid_through_profile(tmp_path, smoke_run):
     profile = site_profile(tmp_path / "profile")
     cwd = tmp_path / "run"
     cwd.mkdir()
@@ -237,20 +228,20 @@ def test_smoke_grid_through_profile(tmp_path, local_smoke):
     # The same results as the local run: every run's progress.csv but its time columns, every ES
     # run's final parameters bit for bit, and every table but its wall times.
     config = yaml.safe_load(SMOKE.read_text())
-    here, there = cwd / config["results_dir"], local_smoke / config["results_dir"]
+    here, there = cwd / config["results_dir"], smoke_run / config["results_dir"]
     runs = sorted(p.parent.relative_to(there) for p in there.rglob("progress.csv"))
     assert sorted(p.parent.relative_to(here) for p in here.rglob("progress.csv")) == runs
     for run in runs:
         assert progress(here / run) == progress(there / run), run
         if (there / run / "policy.npz").is_file():
             assert_same_params(here / run, there / run)
-    tables = sorted(p.name for p in (local_smoke / config["paper_dir"] / "tables").glob("*.csv"))
+    tables = sorted(p.name for p in (smoke_run / config["paper_dir"] / "tables").glob("*.csv"))
     assert sorted(p.name for p in (cwd / config["paper_dir"] / "tables").glob("*.csv")) == tables
     assert {"atari.csv", "es_mujoco_summary.csv", "scaling.csv", "table1.csv", "table3.csv"} <= set(tables), tables
     for name in tables:
-        ours, local = (pd.read_csv(d / config["paper_dir"] / "tables" / name) for d in (cwd, local_smoke))
+        ours, local = (pd.read_csv(d / config["paper_dir"] / "tables" / name) for d in (cwd, smoke_run))
         kept = [c for c in local.columns if not TIME_COLUMNS.search(c)]
         pd.testing.assert_frame_equal(ours[kept], local[kept], check_exact=True)
-    figures = sorted(p.name for p in (local_smoke / config["paper_dir"] / "figures").iterdir())
+    figures = sorted(p.name for p in (smoke_run / config["paper_dir"] / "figures").iterdir())
     assert sorted(p.name for p in (cwd / config["paper_dir"] / "figures").iterdir()) == figures
     assert json.loads(next(here.glob("es/*/seed0/run.json")).read_text())["workers"] == 2

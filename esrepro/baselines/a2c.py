@@ -40,6 +40,7 @@ length_mean, updates, eval_time_s, frames``), ``policy.zip`` (SB3 model), ``run.
 is written atomically.
 """
 
+from esrepro import config
 from esrepro.baselines.common import Setup, train_baseline
 from esrepro.envs.atari import FRAME_STACK, make_atari_env  # importing it registers the ALE ids
 
@@ -160,4 +161,4 @@ def train_a2c(env_id: str, seed: int, params: dict, out_dir, threads: int = 1, l
     protocol. Stopping, evaluation points, checkpoints and determinism: see
     :func:`esrepro.baselines.common.train_baseline`.
     """
-    return train_baseline("a2c", env_id, seed, params, out_dir, threads, log, build)
+    return train_baseline("a2c", env_id, seed, config.validate_params(params, "a2c"), out_dir, threads, log, build)

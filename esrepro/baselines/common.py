@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from esrepro import checkpoint, config
+from esrepro import checkpoint
 from esrepro.atomic import atomic_output, write_json
 from esrepro.progress import write_progress
 from esrepro.provenance import collect
@@ -271,8 +271,9 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
         The run seed (``build`` seeds the model and training envs with it; evaluation episodes
         use :func:`eval_seed`).
     params : dict
-        Run parameters; missing keys get the schema's defaults. Must hold ``timesteps``,
-        ``n_steps``, ``n_envs``, ``eval_every_timesteps``, ``eval_episodes``, ``checkpoint_every``.
+        Validated run parameters (``esrepro.config.validate_params``, called by the caller). Must hold
+        ``timesteps``, ``n_steps``, ``n_envs``, ``eval_every_timesteps``, ``eval_episodes``,
+        ``checkpoint_every``.
     out_dir : path-like
         Created if missing. A checkpoint in it (``out_dir/checkpoint/``) is resumed; other
         outputs are overwritten.
@@ -291,8 +292,6 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
 
     Raises
     ------
-    esrepro.config.ConfigError
-        For bad ``params``, naming the key and the value.
     ValueError
         For an unknown ``env_id``.
     esrepro.checkpoint.CheckpointDamaged, esrepro.checkpoint.CheckpointMismatch
@@ -327,7 +326,6 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
 
     started = time.time()
     t_setup = time.perf_counter()
-    params = config.validate_params(params, algo)
     check_env_id(env_id)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from dask.utils import parse_bytes
 from distributed import Client, LocalCluster, Security
 
-from esrepro.config import CONFIG_DIR, ConfigError, validate_schema, read_mapping
+from esrepro.config import CONFIG_DIR, ConfigError, read_mapping, validate_schema
 
 #: BLAS and OpenMP pools pinned to one thread in every worker process: one worker = one core.
 SINGLE_THREAD_ENV = {v: "1" for v in
@@ -214,7 +214,7 @@ def _slurm_runner(spec: dict):
     sec = security(spec["tls"])
     if sec is None:
         warnings.warn("cluster kind 'slurm-runner' without TLS: scheduler and workers talk unencrypted "
-                      "(set the cluster file's tls keys or Dask's distributed.comm.tls config)")
+                      "(set the cluster file's tls keys or Dask's distributed.comm.tls config)", stacklevel=2)
     common = {"interface": spec["interface"], "security": sec}
     scratch = spec["local_directory"] and os.path.expandvars(spec["local_directory"])
     runner = _tls_slurm_runner(sec)(
