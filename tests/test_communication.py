@@ -48,9 +48,9 @@ def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     assert len(sent) == 2 and all("(version 0)" in line for line in sent)  # once per worker, at the start
 
 
-# Swimmer never ends an episode early, so every chunk of pairs steps 2 x 1000 env steps per pair:
+# Swimmer never ends an episode early, so every chunk of pairs steps 2 x 500 env steps per pair:
 # tasks run long enough to be killed in their middle.
-FAULT = dict(DETERMINISM, env="Swimmer-v5", iterations=4, max_episode_steps=1000, pairs_per_iteration=8,
+FAULT = dict(DETERMINISM, env="Swimmer-v5", iterations=4, max_episode_steps=500, pairs_per_iteration=8,
              min_timesteps_per_iteration=0)
 
 
@@ -59,13 +59,13 @@ def _pid_and_running_pairs(dask_worker):
     return os.getpid(), [ts.key for ts in dask_worker.state.executing if ts.key.startswith("evaluate_pairs")]
 
 
-def _kill_workers_mid_task(client, out, killed):
+def _kill_workers_mid_task(client, out, killed, done):
     """SIGKILL a worker process while it executes a chunk of pairs, each time a new iteration's
     row is written after the first (so up to 3 kills in a 4-iteration run); the nanny restarts it.
     A chunk is killed when it has just started (not executing at the previous poll, 5 ms
     earlier), so that the kill lands in its middle even if this thread is slow to send it."""
     deadline, seen, rows_killed = time.monotonic() + 300, {}, 2
-    while time.monotonic() < deadline and rows_killed < 1 + FAULT["iterations"]:
+    while time.monotonic() < deadline and not done.is_set():
         progress = out / "progress.csv"
         rows = len(progress.read_text().splitlines()) - 1 if progress.is_file() else 0
         if rows > rows_killed:
@@ -91,11 +91,14 @@ def _run_with_killed_workers(out, mode):
     worker and computed again (its scheduler story: processing, back to waiting or released, then
     processing again and memory)."""
     with connect(2) as client:
-        killed = []
-        killer = threading.Thread(target=_kill_workers_mid_task, args=(client, out, killed))
+        killed, done = [], threading.Event()
+        killer = threading.Thread(target=_kill_workers_mid_task, args=(client, out, killed, done))
         killer.start()
-        train(client, out, communication=mode, **FAULT)
-        killer.join()
+        try:
+            train(client, out, communication=mode, **FAULT)
+        finally:
+            done.set()
+            killer.join()
         assert killed, "no worker was killed"
         assert not {a for a, _ in killed} & set(client.scheduler_info(n_workers=-1)["workers"])  # replaced
         stories = [client.run_on_scheduler(_story, key=key) for _, key in killed]

@@ -54,14 +54,14 @@ def mutations(draw):
         if op == "delete" and isinstance(node, dict):
             del node[last]
         elif op == "add unknown key" and isinstance(node, dict):
-            node["zz_unknown"] = draw(VALUES)
+            node["zz_unknown"] = copy.deepcopy(draw(VALUES))  # copies: validation fills defaults in
         else:
-            node[last] = draw(VALUES)
+            node[last] = copy.deepcopy(draw(VALUES))
         changed.append(path)
     return config, changed
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutations())
 def test_any_mutation_gives_a_run_plan_or_one_line_naming_the_key(tmp_path_factory, mutation):
     config, changed = mutation

@@ -90,4 +90,5 @@ def test_paper_grid_plans_the_whole_paper(tmp_path):
     assert {k for k in counts if k not in ("es_train", "trpo_train", "es_atari", "a2c_train", "scaling_run",
                                            "total")} == {
         "es_mujoco_summary", "es_mujoco_curves", "mujoco_tables", "es_vs_trpo_curves", "atari_table",
-        "fig2_frameskip", "fig1_scaling", "all"}
+        "fig2_frameskip", "fig1_scaling", "claims", "clip_mujoco", "clip_atari", "all"}
+    assert counts["clip_mujoco"] == "6" and counts["clip_atari"] == "51"  # one clip per ES env and game
