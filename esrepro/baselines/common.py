@@ -321,6 +321,7 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
     first update on and the runs diverge; keep ``threads`` fixed (1) for reproducible results.
     """
     import torch
+    from stable_baselines3.common.logger import Logger
 
     from esrepro.envs.mujoco import check_env_id
 
@@ -343,6 +344,8 @@ def train_baseline(algo: str, env_id: str, seed: int, params: dict, out_dir, thr
                 progress.resume(*saved)
                 log(f"resuming {out_dir} from timesteps {setup.model.num_timesteps:,}")
             setup_time = time.perf_counter() - t_setup
+            # SB3's own logger would make a directory under /tmp on every learn(); progress is ours
+            setup.model.set_logger(Logger(folder=None, output_formats=[]))
             setup.model.learn(total_timesteps=max(0, params["timesteps"] - setup.model.num_timesteps),
                               callback=progress, log_interval=None, reset_num_timesteps=False)
             with atomic_output(out_dir / "policy.zip") as tmp:
