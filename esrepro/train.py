@@ -213,7 +213,7 @@ class Trainer:
 
     def _save_policy(self):
         p = self.config.env
-        if self.reference is not None:  # Atari
+        if self.config.kind is ATARI:
             kind = {"reference_batch": self.reference, "network": np.array(p.network),
                     "frame_skip": np.array(p.frame_skip)}
         else:
