@@ -50,8 +50,18 @@ def _log(line: str) -> None:
 
 def _train(args) -> int:
     params, out = _run_setup(args, "es")
-    from esrepro.distributed.cluster import resolve_cluster
+    from esrepro.distributed.cluster import cluster_of_size, resolve_cluster
     cluster = resolve_cluster(args.scheduler, args.cluster)  # validated before any work starts
+    if args.cluster_workers is not None:
+        if cluster is None:
+            raise ConfigError(f"--cluster-workers {args.cluster_workers}: sizes a cluster file of kind slurm or pbs "
+                              "(--cluster or $ESREPRO_CLUSTER); a local cluster takes --workers")
+        try:
+            cluster = cluster_of_size(cluster, args.cluster_workers)
+        except ConfigError as e:
+            given = (args.scheduler or args.cluster or os.environ.get("ESREPRO_SCHEDULER")
+                     or os.environ.get("ESREPRO_CLUSTER"))
+            raise ConfigError(f"--cluster-workers {args.cluster_workers}, cluster '{given}': {e}") from None
     from esrepro.run_config import RunConfig
     from esrepro.train import train
     summary = train(RunConfig.from_params(args.env, args.seed, params), out, args.workers,
@@ -177,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--cluster", type=Path, help="cluster file: an existing scheduler, Slurm/PBS batch jobs or one "
                                                 "srun job (config/cluster/*.yaml, schema config/cluster.schema.yaml;"
                                                 " default: $ESREPRO_CLUSTER, else a local cluster)")
+    t.add_argument("--cluster-workers", type=_positive,
+                   help="size the cluster file's batch jobs (kind slurm or pbs) to exactly this many workers: "
+                        "N / cores jobs, or one job of N cores below cores (the scaling experiment; default: "
+                        "the file's jobs x cores)")
     t.add_argument("--chunk-pairs", type=_positive,
                    help="antithetic pairs per Dask task (default: decreasing sizes, 2-8 tasks per worker)")
     t.set_defaults(func=_train)

@@ -99,6 +99,48 @@ def resolve_cluster(scheduler: str | None = None, cluster_file=None, environ=os.
     return load_cluster(cluster_file) if cluster_file else None
 
 
+def cluster_of_size(spec: dict, workers: int) -> dict:
+    """A cluster file of kind slurm or pbs sized to exactly ``workers`` worker processes: the
+    scaling experiment (paper §4.3, Figure 1) times each worker count on a cluster of that size
+    made from one template.
+
+    Parameters
+    ----------
+    spec : dict
+        A validated cluster file (:func:`load_cluster`); not modified.
+    workers : int
+        Worker processes wanted (>= 1).
+
+    Returns
+    -------
+    dict
+        A copy of ``spec``: ``jobs`` = ``workers / cores`` jobs of ``cores`` workers; for
+        ``workers`` <= ``cores`` one job of ``workers`` cores with the same memory per worker.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the value: a kind other than slurm or pbs (``scheduler`` has the workers
+        that joined it; ``slurm-runner`` gets its size from ``srun -n``), ``workers`` < 1, or
+        ``workers`` above ``cores`` and not a multiple of it.
+    """
+    kind, cores = spec["kind"], spec.get("cores")
+    if kind not in ("slurm", "pbs"):
+        sized_by = {"scheduler": "it has the workers that joined it",
+                    "slurm-runner": f"`srun -n {workers + 2}` gives it {workers} workers"}[kind]
+        raise ConfigError(f"config key 'kind' = '{kind}': a cluster of this kind cannot be sized to {workers} workers "
+                          f"from its file ({sized_by}); use kind slurm or pbs")
+    if workers < 1:
+        raise ConfigError(f"workers = {workers}: at least 1 worker is needed")
+    if workers <= cores:
+        return spec | {"jobs": 1, "cores": workers, "memory": f"{parse_bytes(spec['memory']) * workers // cores}B"}
+    if workers % cores:
+        raise ConfigError(f"config key 'cores' = {cores}: {workers} workers are not a whole number of jobs of "
+                          f"{cores} workers (give worker counts that are multiples of 'cores', or a 'cores' that "
+                          f"divides them)")
+    return spec | {"jobs": workers // cores}
+
+
 def security(tls: dict | None) -> Security | None:
     """TLS settings of a run: the cluster file's ``tls`` paths (one CA, and one certificate and
     key for the client, scheduler and worker roles), else Dask's own configuration
