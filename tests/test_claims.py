@@ -34,7 +34,7 @@ REFERENCE = REPO / "paper" / "reference"
 
 def write_run(root, algo, env, seed, timesteps, evals, **meta):
     """A run directory as the trainers write it: progress.csv (shared columns) and run.json."""
-    out = root / algo / env / f"seed{seed}"
+    out = root / algo / meta.get("config", {}).get("preset", "") / env / f"seed{seed}"
     rows = [{"iteration": i, "timesteps": t, "episodes": 10 * i, "wall_time_s": float(i), "eval_return_mean": e}
             for i, (t, e) in enumerate(zip(timesteps, evals))]
     write_progress(out / "progress.csv", rows)
@@ -103,6 +103,23 @@ def test_table1_claim(tmp_path, es_scale, verdict):
     assert "TRPO preset paper2017" in row["claim"] and row["budget_fraction"] == 1.0
     assert row["ours"].startswith("InvertedPendulum-v5: ")
     assert row["paper"] == "InvertedPendulum-v5: 0.28 0.52 0.78 0.88"
+
+
+def test_table1_claim_per_trpo_preset(tmp_path):
+    """The same ES runs against two TRPO presets: one claim-1 row each, with its own budget and verdict."""
+    dirs, _ = mujoco_grid(tmp_path, 1.0)
+    for seed in (0, 1):  # the zoo's TRPO learns 10x faster and runs 500k timesteps: ratios 3 to 9
+        dirs.append(write_run(tmp_path, "trpo", "InvertedPendulum-v5", seed, [t // 10 for t in TRPO_CURVE[0]],
+                              TRPO_CURVE[1], config={"preset": "zoo"}))
+    tables = tmp_path / "both"
+    write_mujoco_tables(dirs, REFERENCE / "table1_mujoco_ratios.csv", REFERENCE / "table3_mujoco_detail.csv",
+                        [tables / "table1.csv"], [tables / "table3.csv"])
+    table = claims_of(tmp_path, dirs, tables)
+    assert len(table) == 6
+    rows = table.loc["Table 1"].set_index(table.loc["Table 1", "claim"].str.extract(r"preset (\w+)")[0])
+    assert rows.loc["paper2017", "verdict"] == REPRODUCED and rows.loc["paper2017", "budget_fraction"] == 1.0
+    assert rows.loc["zoo", "verdict"] == NOT_REPRODUCED and rows.loc["zoo", "budget_fraction"] == 0.1
+    assert rows.loc["zoo", "ours"] == "InvertedPendulum-v5: 3.00 5.00 8.00 9.00"
 
 
 def test_table1_far_below_the_paper_budget_is_not_testable(tmp_path):

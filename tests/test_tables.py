@@ -11,8 +11,14 @@ import pandas as pd
 import pytest
 
 from esrepro.analysis.curves import first_reach
-from esrepro.analysis.mujoco_tasks import NO_PROGRESS_TEXT, TABLE3_COLUMNS, mujoco_tables, write_mujoco_tables
-from esrepro.analysis.runs import load_runs
+from esrepro.analysis.mujoco_tasks import (
+    NO_PROGRESS_TEXT,
+    TABLE3_COLUMNS,
+    load_compared_runs,
+    mujoco_tables,
+    trpo_levels,
+    write_mujoco_tables,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "paper" / "reference"
 PAPER_TABLE1 = REFERENCE / "table1_mujoco_ratios.csv"
@@ -20,9 +26,10 @@ PAPER_TABLE3 = REFERENCE / "table3_mujoco_detail.csv"
 PAPER1 = pd.read_csv(PAPER_TABLE1)
 
 
-def write_run(root, algo, env, seed, timesteps, evals):
-    """Write a run directory (progress.csv + run.json) and return its path."""
-    run_dir = Path(root) / f"{algo}_{env}_{seed}"
+def write_run(root, algo, env, seed, timesteps, evals, config=None):
+    """Write a run directory (progress.csv + run.json; TRPO runs without a preset in ``config`` ran the zoo's)
+    and return its path."""
+    run_dir = Path(root) / f"{algo}_{env}_{seed}_{(config or {}).get('preset', '')}"
     run_dir.mkdir(parents=True)
     n = len(timesteps)
     pd.DataFrame({
@@ -32,7 +39,7 @@ def write_run(root, algo, env, seed, timesteps, evals):
         "eval_return_mean": evals, "eval_return_std": 0.0, "eval_length_mean": 1000.0,
     }).to_csv(run_dir / "progress.csv", index=False)
     (run_dir / "run.json").write_text(json.dumps(
-        {"algo": algo, "env": env, "seed": seed, "wall_time_s": 6.0, "config": {}}))
+        {"algo": algo, "env": env, "seed": seed, "wall_time_s": 6.0, "config": config or {}}))
     return run_dir
 
 
@@ -73,7 +80,7 @@ def rows(table3, env):
 def tables(tmp_path):
     dirs = make_runs(tmp_path, **{"InvertedPendulum-v5": PENDULUM, "Swimmer-v5": SWIMMER,
                                   "Hopper-v5": HOPPER})
-    return mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
+    return mujoco_tables(load_compared_runs(dirs), paper_table1=PAPER1)
 
 
 # ---------------------------------------------------------------- first_reach
@@ -138,7 +145,7 @@ def test_table3_no_trpo_progress(tables):
 def test_flat_trpo_is_no_progress_too(tmp_path):
     dirs = make_runs(tmp_path, **{"Hopper-v5": {("trpo", 0): ([0, 100], [5.0, 5.0]),
                                                  ("es", 0): ([0, 100], [5.0, 9.0])}})
-    _, table3 = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
+    _, table3 = mujoco_tables(load_compared_runs(dirs), paper_table1=PAPER1)
     assert table3["ratio_text"].tolist() == [NO_PROGRESS_TEXT] * 4
 
 
@@ -147,7 +154,7 @@ def test_full_progress_target_is_reached_despite_rounding(tmp_path):
     assert initial + 1.0 * (final - initial) > final  # the naive formula would miss the target
     dirs = make_runs(tmp_path, **{"Walker2d-v5": {
         ("trpo", 0): ([0, 100], [initial, final]), ("es", 0): ([0, 40], [initial, final])}})
-    _, table3 = mujoco_tables(load_runs(dirs), levels=(100,), paper_table1=PAPER1)
+    _, table3 = mujoco_tables(load_compared_runs(dirs), levels=(100,), paper_table1=PAPER1)
     assert table3["trpo_timesteps"].tolist() == [100.0]
     assert table3["es_timesteps"].tolist() == [40.0]
     assert table3["ratio_text"].tolist() == ["0.40"]
@@ -157,7 +164,7 @@ def test_budget_sets_the_final_score(tmp_path):
     dirs = make_runs(tmp_path, **{"Swimmer-v5": {
         ("trpo", 0): ([0, 100, 200, 300], [0.0, 50.0, 100.0, 40.0]),
         ("es", 0): ([0, 10, 20], [0.0, 30.0, 100.0])}})
-    runs = load_runs(dirs)
+    runs = load_compared_runs(dirs)
     _, t = mujoco_tables(runs, budget_timesteps=250, paper_table1=PAPER1)
     assert t["trpo_score"].tolist() == [25.0, 50.0, 75.0, 100.0]
     assert t["trpo_timesteps"].tolist() == [100.0, 100.0, 200.0, 200.0]
@@ -180,7 +187,7 @@ def test_env_with_one_algo_is_skipped_with_warning(tmp_path):
                                   "Humanoid-v5": {("trpo", 3): ([0, 10], [0.0, 1.0]),
                                                   ("a2c", 0): ([0, 10], [0.0, 1.0])}})
     with pytest.warns(UserWarning) as record:
-        table1, table3 = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
+        table1, table3 = mujoco_tables(load_compared_runs(dirs), paper_table1=PAPER1)
     messages = [str(w.message) for w in record]
     assert any("Ant-v5" in m and "trpo" in m for m in messages)
     assert any("Humanoid-v5" in m and "no es" in m for m in messages)
@@ -189,7 +196,7 @@ def test_env_with_one_algo_is_skipped_with_warning(tmp_path):
 
 @pytest.mark.parametrize("levels", [(0, 50), (25, 150), ()])
 def test_levels_outside_zero_to_hundred_rejected(tmp_path, levels):
-    runs = load_runs(make_runs(tmp_path, **{"Swimmer-v5": SWIMMER}))
+    runs = load_compared_runs(make_runs(tmp_path, **{"Swimmer-v5": SWIMMER}))
     with pytest.raises(ValueError, match="levels"):
         mujoco_tables(runs, levels=levels, paper_table1=PAPER1)
 
@@ -199,7 +206,7 @@ def test_levels_outside_zero_to_hundred_rejected(tmp_path, levels):
 def test_table1_ratio_texts_and_paper_columns(tables, tmp_path):
     table1, _ = tables
     assert table1.columns.tolist() == [
-        "env", "progress_25", "progress_50", "progress_75", "progress_100",
+        "env", "trpo_preset", "progress_25", "progress_50", "progress_75", "progress_100",
         "paper_25", "paper_50", "paper_75", "paper_100"]
     t = table1.set_index("env")
     assert t.index.tolist() == ["Hopper-v5", "InvertedPendulum-v5", "Swimmer-v5"]
@@ -213,7 +220,7 @@ def test_table1_ratio_texts_and_paper_columns(tables, tmp_path):
     assert t.loc["Hopper-v5", "progress_50"] == NO_PROGRESS_TEXT
     # an env the paper lacks gets NaN paper ratios
     dirs = make_runs(tmp_path, **{"Ant-v5": PENDULUM})
-    table1, _ = mujoco_tables(load_runs(dirs), paper_table1=PAPER1)
+    table1, _ = mujoco_tables(load_compared_runs(dirs), paper_table1=PAPER1)
     assert table1[["paper_25", "paper_100"]].isna().all().all()
 
 
@@ -243,22 +250,23 @@ def test_write_mujoco_tables_csv_md_tex(tmp_path):
     pendulum_row = next(line for line in md1.splitlines()
                         if line.startswith("| InvertedPendulum-v5"))
     assert [c.strip() for c in pendulum_row.strip("|").split("|")] == [
-        "InvertedPendulum-v5", "0.50", "0.28", "1.25", "0.52", "2.33", "0.78", "> 1.75", "0.88"]
+        "InvertedPendulum-v5", "zoo", "0.50", "0.28", "1.25", "0.52", "2.33", "0.78", "> 1.75", "0.88"]
     assert NO_PROGRESS_TEXT in md1
     md3 = (out / "table3.md").read_text()
     assert md3.startswith("Table 3:")
     cells = next(cells for cells in ([c.strip() for c in line.strip("|").split("|")]
                                      for line in md3.splitlines()[2:])
-                 if cells[:2] == ["InvertedPendulum-v5", "100"])
+                 if cells[:3] == ["InvertedPendulum-v5", "zoo", "100"])
     # ours, then the paper's (Table 3: 1000.00, 5.17e5, 4.55e5, 0.88), side by side
-    assert cells == ["InvertedPendulum-v5", "100", "110.00", "1000.00", "4.00e2", "5.17e5",
+    assert cells == ["InvertedPendulum-v5", "zoo", "100", "110.00", "1000.00", "4.00e2", "5.17e5",
                      "not reached", "4.55e5", "> 1.75", "0.88", "1", "1"]
 
     tex1 = (out / "table1.tex").read_text()
     assert r"\label{tab:table1}" in tex1 and r"\caption{" in tex1
     assert r"\toprule" in tex1 and r"\bottomrule" in tex1
     assert r"\textgreater{} 1.75" in tex1 and "0.88" in tex1
-    assert "Hopper-v5 & n/a (no TRPO progress)" in tex1
+    assert "Hopper-v5 & zoo & n/a (no TRPO progress)" in tex1
+    assert "TRPO preset zoo (config/trpo_params.schema.yaml)" in md1 and "TRPO preset zoo" in md3
     tex3 = (out / "table3.tex").read_text()
     assert r"\label{tab:table3}" in tex3 and "5.17e5" in tex3 and r"\%" in tex3
     assert ">" not in tex3.replace(r"\textgreater{}", "")
@@ -272,3 +280,36 @@ def test_write_mujoco_tables_nothing_to_compare(tmp_path):
             write_mujoco_tables(dirs, PAPER_TABLE1, PAPER_TABLE3, [tmp_path / "t1.csv", tmp_path / "t1.md"],
                                 [tmp_path / "t3.csv", tmp_path / "t3.tex"])
     assert not list(tmp_path.glob("t*"))
+
+
+# ---------------------------------------------------------------- presets
+
+def test_each_trpo_preset_makes_its_own_rows(tmp_path):
+    """The same ES runs against the TRPO runs of two presets (same env and seed): one row group per
+    preset, each from its own TRPO runs only."""
+    pendulum = {("es", 0): PENDULUM[("es", 0)]}
+    dirs = make_runs(tmp_path, **{"InvertedPendulum-v5": pendulum})
+    dirs.append(write_run(tmp_path, "trpo", "InvertedPendulum-v5", 0, *PENDULUM[("trpo", 0)],
+                          config={"preset": "paper2017"}))
+    dirs.append(write_run(tmp_path, "trpo", "InvertedPendulum-v5", 0, [0, 10, 20, 30, 40],
+                          [10.0, 35.0, 60.0, 85.0, 110.0], config={"preset": "zoo"}))  # 10x faster
+    table1, table3 = mujoco_tables(load_compared_runs(dirs), paper_table1=PAPER1)
+    assert table1[["env", "trpo_preset"]].values.tolist() == [["InvertedPendulum-v5", "paper2017"],
+                                                              ["InvertedPendulum-v5", "zoo"]]
+    paper2017, zoo = (table3[table3["trpo_preset"] == p].set_index("progress_pct") for p in ("paper2017", "zoo"))
+    assert paper2017["trpo_timesteps"].tolist() == [100.0, 200.0, 300.0, 400.0]
+    assert zoo["trpo_timesteps"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert paper2017["es_timesteps"].tolist()[:3] == zoo["es_timesteps"].tolist()[:3] == [50.0, 250.0, 700.0]
+    assert table1.set_index("trpo_preset").loc["zoo", "progress_25"] == "5.00"
+    assert (table3["trpo_seeds"] == 1).all()
+
+
+def test_trpo_levels_alone(tmp_path):
+    """TRPO's side of Table 3 without ES runs (the batch calibration, benchmarks/trpo_calibration.py)."""
+    runs = load_compared_runs(make_runs(tmp_path, **{"Swimmer-v5": {k: v for k, v in SWIMMER.items()
+                                                                    if k[0] == "trpo"}}))
+    levels = trpo_levels(runs, "Swimmer-v5")
+    assert levels["trpo_score"].tolist() == [25.0, 50.0, 75.0, 100.0]
+    assert levels["trpo_timesteps"].tolist() == [150.0, 150.0, 200.0, 200.0]
+    assert (levels["trpo_seeds"] == 2).all()
+    assert trpo_levels(runs, "Hopper-v5").empty

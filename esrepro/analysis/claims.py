@@ -90,32 +90,41 @@ def _lower_bound(text: str) -> float:
 
 # ---------------------------------------------------------------- claim 1: Table 1
 
-def table1_claim(table1: pd.DataFrame | None, table3: pd.DataFrame | None, runs: list[dict]) -> dict:
-    """Claim 1 (§4.1, Table 1): per env and level, our ratio ES / TRPO timesteps against the paper's.
+def table1_claims(table1: pd.DataFrame | None, table3: pd.DataFrame | None, runs: list[dict]) -> list[dict]:
+    """Claim 1 (§4.1, Table 1), one row per TRPO preset of the tables: per env and level, our ratio
+    ES / TRPO timesteps against the paper's.
 
     A level's verdict is :func:`compare` (pivot 1). A level ES never reached (``> r``, a lower bound)
     is same direction (paper above 1) or not reproduced (paper below 1) when ``r`` already exceeds
-    :data:`FACTOR` x the paper's ratio, else not testable. An env whose TRPO runs are below
-    :data:`MIN_BUDGET_FRACTION` of 5M timesteps, or made no progress, is not testable. The claim's
-    verdict is the weakest over envs and levels (:func:`weakest`).
+    :data:`FACTOR` x the paper's ratio, else not testable. An env whose TRPO runs (of that preset)
+    are below :data:`MIN_BUDGET_FRACTION` of 5M timesteps, or made no progress, is not testable. A
+    row's verdict is the weakest over envs and levels (:func:`weakest`). The paper's claim is about
+    its own TRPO (preset ``paper2017``, reconstructed); a ``zoo`` row asks the same of a modern one.
 
     Parameters
     ----------
     table1, table3 : DataFrame or None
-        ``table1.csv`` (for ``paper_<p>``) and ``table3.csv`` (ours) of ``write_mujoco_tables``;
-        None when the grid has no env with both ES and TRPO runs.
+        ``table1.csv`` (for ``paper_<p>``) and ``table3.csv`` (ours) of ``write_mujoco_tables``,
+        with their ``trpo_preset`` column; None when the grid has no env with both ES and TRPO runs
+        (then one not-testable row).
     runs : list of dict
-        Every run.json of the grid (TRPO runs give the budgets and the preset).
+        Every run.json of the grid (TRPO runs give the budgets of each preset).
     """
-    claim = {"claim": "Table 1 (§4.1): ES timesteps / TRPO timesteps to reach TRPO's learning progress"}
-    trpo = [r for r in runs if r["algo"] == mujoco_tasks.TRPO_ALGO]
-    presets = sorted({str(r["config"].get("preset", "zoo")) for r in trpo})
-    claim["claim"] += f" (TRPO preset {', '.join(presets)})" if presets else ""
+    claim = "Table 1 (§4.1): ES timesteps / TRPO timesteps to reach TRPO's learning progress"
     if table3 is None or table3.empty:
-        return claim | {"paper": "6 envs, ratios 0.15 to 8.02", "ours": "no env with ES and TRPO runs",
-                        "budget_fraction": math.nan, "budget": "n/a",
-                        "verdict": not_testable("the grid runs no env with both ES and TRPO; an es and a trpo "
-                                                "section on the same envs, TRPO at 5M timesteps, would test it")}
+        return [{"claim": claim, "paper": "6 envs, ratios 0.15 to 8.02", "ours": "no env with ES and TRPO runs",
+                 "budget_fraction": math.nan, "budget": "n/a",
+                 "verdict": not_testable("the grid runs no env with both ES and TRPO; an es and a trpo section on "
+                                         "the same envs, TRPO at 5M timesteps, would test it")}]
+    column = mujoco_tasks.PRESET_COLUMN
+    return [_table1_claim(f"{claim} (TRPO preset {preset})", table1[table1[column] == preset], levels, [
+        r for r in runs if r["algo"] == mujoco_tasks.TRPO_ALGO
+        and r["config"].get("preset", mujoco_tasks.PRESET_BEFORE_PRESETS) == preset])
+        for preset, levels in table3.groupby(column, sort=True)]
+
+
+def _table1_claim(claim: str, table1: pd.DataFrame, table3: pd.DataFrame, trpo: list[dict]) -> dict:
+    """The claim-1 row of one TRPO preset: its rows of Table 1 and Table 3 and its TRPO run.json."""
     paper, ours, verdicts, fractions = [], [], [], []
     for env, levels in table3.groupby("env", sort=True):
         steps = min(r["timesteps"] for r in trpo if r["env"] == env)
@@ -123,7 +132,8 @@ def table1_claim(table1: pd.DataFrame | None, table3: pd.DataFrame | None, runs:
         fractions.append(fraction)
         published = table1.set_index("env").loc[env]
         paper.append(f"{env}: " + " ".join(fixed_text(published[f"paper_{p}"]) for p in levels["progress_pct"]))
-        ours.append(f"{env}: " + " ".join(str(t) for t in levels["ratio_text"]))
+        # A column of ratios only reads back as floats: shown as Table 1 writes them, to 2 decimals.
+        ours.append(f"{env}: " + " ".join(f"{t:.2f}" if isinstance(t, float) else str(t) for t in levels["ratio_text"]))
         if fraction < MIN_BUDGET_FRACTION:
             verdicts.append(not_testable(f"{env}: TRPO ran {steps:,} timesteps, {_percent(fraction)} of the "
                                          f"paper's 5M; {MIN_BUDGET_FRACTION * PAPER_TRPO_TIMESTEPS:,.0f} or more "
@@ -143,8 +153,8 @@ def table1_claim(table1: pd.DataFrame | None, table3: pd.DataFrame | None, runs:
                 needed = FACTOR * p * level.trpo_timesteps
                 verdicts.append(not_testable(f"{env}: ES never reached TRPO's {level.progress_pct}% level; ES "
                                              f"runs of {needed:,.0f} timesteps would test it"))
-    return claim | {"paper": "; ".join(paper), "ours": "; ".join(ours), "budget_fraction": min(fractions),
-                    "budget": f"TRPO {_percent(min(fractions))} of 5M timesteps", "verdict": weakest(verdicts)}
+    return {"claim": claim, "paper": "; ".join(paper), "ours": "; ".join(ours), "budget_fraction": min(fractions),
+            "budget": f"TRPO {_percent(min(fractions))} of 5M timesteps", "verdict": weakest(verdicts)}
 
 
 # ---------------------------------------------------------------- claim 2: Table 2
@@ -319,16 +329,16 @@ def communication_claim(runs: list[dict]) -> dict:
 def claims_table(runs: list[dict], atari_runs: pd.DataFrame | None, table1: pd.DataFrame | None = None,
                  table3: pd.DataFrame | None = None, atari: pd.DataFrame | None = None,
                  scaling: pd.DataFrame | None = None, frameskip_game: str | None = None) -> pd.DataFrame:
-    """The five claims, one row each.
+    """The five claims, one row each (claim 1: one row per TRPO preset of the tables).
 
     Returns
     -------
-    DataFrame, shape (5, len(CLAIM_COLUMNS))
+    DataFrame, shape (4 + n_presets, len(CLAIM_COLUMNS))
         ``claim``, ``paper`` (the paper's number, text), ``ours`` (this grid's, text),
         ``budget_fraction`` (this grid's budget / the paper's; NaN where it does not apply),
         ``budget`` (text) and ``verdict``.
     """
-    rows = [table1_claim(table1, table3, runs), table2_claim(atari, atari_runs),
+    rows = [*table1_claims(table1, table3, runs), table2_claim(atari, atari_runs),
             frameskip_claim(atari_runs, frameskip_game), scaling_claim(scaling), communication_claim(runs)]
     return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
@@ -373,8 +383,8 @@ def write_claims(run_dirs: Iterable[Path | str], out_paths: Iterable[Path | str]
     levels = [f"paper_{p}" for p in mujoco_tasks.DEFAULT_LEVELS]
     table = claims_table(
         runs, atari_runs,
-        table1=_optional(table1_csv, lambda p: read_reference(p, ["env"], levels)),
-        table3=_optional(table3_csv, lambda p: read_reference(p, ["env", "ratio_text"], [
+        table1=_optional(table1_csv, lambda p: read_reference(p, ["env", mujoco_tasks.PRESET_COLUMN], levels)),
+        table3=_optional(table3_csv, lambda p: read_reference(p, ["env", mujoco_tasks.PRESET_COLUMN, "ratio_text"], [
             "progress_pct", "trpo_timesteps", "ratio"])),
         atari=_optional(atari_csv, lambda p: read_reference(p, ["game", "es_vs_a3c", "es_paper_vs_a3c"], [
             "es_seeds", "es_frames"])),

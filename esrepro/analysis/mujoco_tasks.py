@@ -52,9 +52,19 @@ ES_ALGO, TRPO_ALGO = "es", "trpo"
 DEFAULT_LEVELS = (25, 50, 75, 100)
 """Percentages of TRPO's learning progress in the paper's Tables 1 and 3."""
 
-TABLE3_COLUMNS = ("env", "progress_pct", "trpo_score", "trpo_timesteps", "es_timesteps", "ratio",
+TABLE3_COLUMNS = ("env", "trpo_preset", "progress_pct", "trpo_score", "trpo_timesteps", "es_timesteps", "ratio",
                   "ratio_text", "es_seeds", "trpo_seeds")
 """Columns of the Table 3 frame, in order."""
+
+PRESET_COLUMN = "trpo_preset"
+"""Column of the TRPO preset (config/trpo_params.schema.yaml ``preset``) a row compares against."""
+
+PRESET_META = {PRESET_COLUMN: "config.preset"}
+"""The ``meta_columns`` of :func:`esrepro.analysis.runs.load_runs` that give TRPO runs their preset."""
+
+PRESET_BEFORE_PRESETS = "zoo"
+"""The preset of a TRPO run whose run.json names none: runs from before presets existed ran the zoo's
+settings (the schema's default)."""
 
 NO_PROGRESS_TEXT = "n/a (no TRPO progress)"
 """``ratio_text`` of an environment where TRPO's final score is not above its initial one."""
@@ -199,6 +209,66 @@ def _level_name(p: float) -> str:
     return f"{p:g}"
 
 
+def load_compared_runs(run_dirs: Iterable[Path | str]) -> pd.DataFrame:
+    """:func:`esrepro.analysis.runs.load_runs` with the column :data:`PRESET_COLUMN`: a TRPO run's
+    preset from its run.json (:data:`PRESET_BEFORE_PRESETS` where it names none), NaN for other runs.
+    Runs that differ only in their preset may be loaded side by side."""
+    runs = load_runs(run_dirs, PRESET_META)
+    is_trpo = runs["algo"] == TRPO_ALGO
+    preset = runs[PRESET_COLUMN].astype(object)
+    runs[PRESET_COLUMN] = preset.where(~is_trpo | preset.notna(), PRESET_BEFORE_PRESETS)
+    return runs
+
+
+def trpo_levels(runs_df: pd.DataFrame, env: str, budget_timesteps: float | None = None,
+                levels: Iterable[float] = DEFAULT_LEVELS) -> pd.DataFrame:
+    """TRPO's side of Table 3 for one env: the score levels of its learning progress and the
+    timesteps its mean curve over seeds first reaches them (definitions: :func:`mujoco_tables`).
+
+    Parameters
+    ----------
+    runs_df : DataFrame
+        Long table of :func:`esrepro.analysis.runs.load_runs`; its TRPO runs on ``env`` are used
+        (one preset: they are averaged).
+    env : str
+        The env id, e.g. ``"InvertedPendulum-v5"``.
+    budget_timesteps, levels
+        As in :func:`mujoco_tables`.
+
+    Returns
+    -------
+    DataFrame, shape (n_levels, 4)
+        ``progress_pct``; ``trpo_score`` (the level's score); ``trpo_timesteps`` (first reach, NaN
+        when TRPO made no progress: final <= initial); ``trpo_seeds``. No rows when no TRPO run on
+        ``env`` has a commonly covered evaluation.
+
+    Raises
+    ------
+    ValueError
+        If a level is outside (0, 100].
+    RunSelectionError
+        If `budget_timesteps` is before the first point of TRPO's mean curve.
+    """
+    levels = _checked_levels(levels)
+    x, mean, seeds = _mean_curve(runs_df, TRPO_ALGO, env)
+    if x.size == 0:
+        return pd.DataFrame(columns=["progress_pct", "trpo_score", "trpo_timesteps", "trpo_seeds"])
+    initial, final, x, mean = _trpo_progress(env, x, mean, budget_timesteps)
+    targets = [final if p == 100 else initial + p / 100 * (final - initial) for p in levels]
+    return pd.DataFrame({
+        "progress_pct": levels, "trpo_score": targets,
+        "trpo_timesteps": [first_reach(x, mean, t) if final > initial else math.nan for t in targets],
+        "trpo_seeds": seeds})
+
+
+def _checked_levels(levels: Iterable[float]) -> list[float]:
+    levels = [float(p) for p in levels]
+    bad = [p for p in levels if not 0 < p <= 100]
+    if bad or not levels:
+        raise ValueError(f"levels must be non-empty percentages in (0, 100], got {levels}")
+    return levels
+
+
 def _mean_curve(runs_df: pd.DataFrame, algo: str, env: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Mean curve over seeds of one (algo, env) group on the union of its observed timesteps.
 
@@ -238,23 +308,25 @@ def _trpo_progress(env: str, x: np.ndarray, mean: np.ndarray,
 def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
                   levels: Iterable[float] = DEFAULT_LEVELS, *,
                   paper_table1: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Paper Tables 1 and 3: ES and TRPO timesteps to reach fractions of TRPO's learning progress.
+    """Paper Tables 1 and 3: ES and TRPO timesteps to reach fractions of TRPO's learning progress,
+    one row group per environment and TRPO preset.
 
-    For each environment with both ES and TRPO runs, each algorithm's runs are averaged into a mean
-    curve of ``eval_return_mean`` against ``timesteps`` on the union of that algorithm's observed
-    timesteps (exact for step curves; see the module docstring), keeping the points every seed
-    covers. With ``initial`` the TRPO mean curve at its first point and ``final`` the TRPO mean
-    curve at `budget_timesteps` (the last point at or before it; default: TRPO's last commonly
-    covered point), the level ``p`` has target score ``initial + p / 100 * (final - initial)``
-    (exactly ``final`` for p = 100; docs/paper.md, "How the tables are defined"). TRPO's timesteps
-    are the first reach of the target on its mean curve up to the budget, ES's the first reach on
-    its whole mean curve (ES may need more than the budget, as in paper Table 3).
+    For each environment with both ES and TRPO runs, and each TRPO preset run there, each
+    algorithm's runs are averaged into a mean curve of ``eval_return_mean`` against ``timesteps``
+    on the union of that algorithm's observed timesteps (exact for step curves; see the module
+    docstring), keeping the points every seed covers. With ``initial`` the TRPO mean curve at its
+    first point and ``final`` the TRPO mean curve at `budget_timesteps` (the last point at or before
+    it; default: TRPO's last commonly covered point), the level ``p`` has target score
+    ``initial + p / 100 * (final - initial)`` (exactly ``final`` for p = 100; docs/paper.md, "How
+    the tables are defined"). TRPO's timesteps are the first reach of the target on its mean curve
+    up to the budget (:func:`trpo_levels`), ES's the first reach on its whole mean curve (ES may
+    need more than the budget, as in paper Table 3). The ES runs are the same for every preset.
 
     Parameters
     ----------
     runs_df : DataFrame
-        Long table from :func:`esrepro.analysis.runs.load_runs`. Rows of algorithms other than
-        ``"es"`` and ``"trpo"`` are left out with a warning.
+        Long table from :func:`load_compared_runs` (with :data:`PRESET_COLUMN`). Rows of algorithms
+        other than ``"es"`` and ``"trpo"`` are left out with a warning.
     budget_timesteps : float, optional
         Timesteps at which TRPO's final score is taken (the paper: 5e6). A warning is given when
         TRPO's mean curve ends before it (its last point is used).
@@ -266,18 +338,18 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
 
     Returns
     -------
-    table1 : DataFrame, shape (n_envs, 1 + 2 * n_levels)
-        ``env``; ``progress_<p>``: the ``ratio_text`` of Table 3 per level; ``paper_<p>``: the
-        paper's Table 1 ratio (float; NaN where the paper has no such env or level, matched on the
-        env name without its ``-vN`` suffix). Sorted by env.
-    table3 : DataFrame, shape (n_envs * n_levels, 9)
-        Columns :data:`TABLE3_COLUMNS`: ``env``; ``progress_pct`` (p); ``trpo_score`` (the target);
-        ``trpo_timesteps`` and ``es_timesteps`` (first reach on each mean curve; NaN if never);
-        ``ratio`` (es / trpo timesteps; NaN if ES never reaches the target); ``ratio_text`` (the
-        ratio to 2 decimals; ``"> r"`` if ES never reaches the target, with r = ES's last commonly
-        covered timesteps / TRPO's timesteps, a lower bound of the ratio; ``"n/a (no TRPO
-        progress)"`` with NaN timesteps and ratio when ``final <= initial``); ``es_seeds`` and
-        ``trpo_seeds`` (seeds averaged). Sorted by env, then level.
+    table1 : DataFrame, shape (n_envs * n_presets, 2 + 2 * n_levels)
+        ``env``; ``trpo_preset``; ``progress_<p>``: the ``ratio_text`` of Table 3 per level;
+        ``paper_<p>``: the paper's Table 1 ratio (float; NaN where the paper has no such env or
+        level, matched on the env name without its ``-vN`` suffix). Sorted by env, then preset.
+    table3 : DataFrame, shape (n_envs * n_presets * n_levels, 10)
+        Columns :data:`TABLE3_COLUMNS`: ``env``; ``trpo_preset``; ``progress_pct`` (p);
+        ``trpo_score`` (the target); ``trpo_timesteps`` and ``es_timesteps`` (first reach on each
+        mean curve; NaN if never); ``ratio`` (es / trpo timesteps; NaN if ES never reaches the
+        target); ``ratio_text`` (the ratio to 2 decimals; ``"> r"`` if ES never reaches the target,
+        with r = ES's last commonly covered timesteps / TRPO's timesteps, a lower bound of the
+        ratio; ``"n/a (no TRPO progress)"`` with NaN timesteps and ratio when ``final <=
+        initial``); ``es_seeds`` and ``trpo_seeds`` (seeds averaged). Sorted by env, preset, level.
 
     Warns
     -----
@@ -292,44 +364,38 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
     RunSelectionError
         If `budget_timesteps` is before TRPO's first point.
     """
-    levels = [float(p) for p in levels]
-    bad = [p for p in levels if not 0 < p <= 100]
-    if bad or not levels:
-        raise ValueError(f"levels must be non-empty percentages in (0, 100], got {levels}")
+    levels = _checked_levels(levels)
     rows = []
     is_compared = runs_df["algo"].isin([ES_ALGO, TRPO_ALGO])
     warn_left_out(runs_df, ~is_compared, "Tables 1 and 3", "neither ES nor TRPO")
     compared = runs_df[is_compared]
     for env in sorted(compared["env"].unique()):
-        curves = {algo: _mean_curve(compared, algo, env) for algo in (TRPO_ALGO, ES_ALGO)}
-        missing = [algo for algo, (x, _, _) in curves.items() if x.size == 0]
+        es_x, es_mean, es_seeds = _mean_curve(compared, ES_ALGO, env)
+        trpo = compared[(compared["algo"] == TRPO_ALGO) & (compared["env"] == env)]
+        by_preset = {preset: trpo_levels(trpo[trpo[PRESET_COLUMN] == preset], env, budget_timesteps, levels)
+                     for preset in sorted(trpo[PRESET_COLUMN].unique())}
+        by_preset = {preset: table for preset, table in by_preset.items() if not table.empty}
+        missing = [algo for algo, absent in ((TRPO_ALGO, not by_preset), (ES_ALGO, es_x.size == 0)) if absent]
         if missing:
             warnings.warn(f"{env}: no {' or '.join(missing)} runs with a commonly covered "
                           f"evaluation; environment left out of Tables 1 and 3", stacklevel=2)
             continue
-        trpo_x, trpo_mean, trpo_seeds = curves[TRPO_ALGO]
-        es_x, es_mean, es_seeds = curves[ES_ALGO]
-        initial, final, trpo_x, trpo_mean = _trpo_progress(env, trpo_x, trpo_mean,
-                                                           budget_timesteps)
-        for p in levels:
-            target = final if p == 100 else initial + p / 100 * (final - initial)
-            row = {"env": env, "progress_pct": p, "trpo_score": target, "es_seeds": es_seeds,
-                   "trpo_seeds": trpo_seeds}
-            if not final > initial:
-                row |= {"trpo_timesteps": math.nan, "es_timesteps": math.nan, "ratio": math.nan,
-                        "ratio_text": NO_PROGRESS_TEXT}
-            else:
-                trpo_t = first_reach(trpo_x, trpo_mean, target)
-                es_t = first_reach(es_x, es_mean, target)
-                if trpo_t > 0 and not math.isnan(es_t):
-                    ratio, text = es_t / trpo_t, f"{es_t / trpo_t:.2f}"
+        for preset, trpo_rows in by_preset.items():
+            for level in trpo_rows.itertuples(index=False):
+                trpo_t = level.trpo_timesteps
+                row = {"env": env, PRESET_COLUMN: preset, "progress_pct": level.progress_pct,
+                       "trpo_score": level.trpo_score, "trpo_timesteps": trpo_t, "es_seeds": es_seeds,
+                       "trpo_seeds": level.trpo_seeds}
+                es_t = first_reach(es_x, es_mean, level.trpo_score)
+                if math.isnan(trpo_t):
+                    row |= {"es_timesteps": math.nan, "ratio": math.nan, "ratio_text": NO_PROGRESS_TEXT}
+                elif trpo_t > 0 and not math.isnan(es_t):
+                    row |= {"es_timesteps": es_t, "ratio": es_t / trpo_t, "ratio_text": f"{es_t / trpo_t:.2f}"}
                 elif trpo_t > 0:
-                    ratio, text = math.nan, f"> {es_x[-1] / trpo_t:.2f}"
+                    row |= {"es_timesteps": es_t, "ratio": math.nan, "ratio_text": f"> {es_x[-1] / trpo_t:.2f}"}
                 else:  # unreachable for p > 0 (TRPO starts below every target); kept for safety
-                    ratio, text = math.nan, "n/a"
-                row |= {"trpo_timesteps": trpo_t, "es_timesteps": es_t, "ratio": ratio,
-                        "ratio_text": text}
-            rows.append(row)
+                    row |= {"es_timesteps": es_t, "ratio": math.nan, "ratio_text": "n/a"}
+                rows.append(row)
     table3 = pd.DataFrame(rows, columns=list(TABLE3_COLUMNS))
     if all(p.is_integer() for p in levels):
         table3["progress_pct"] = table3["progress_pct"].astype(int)
@@ -338,11 +404,10 @@ def mujoco_tables(runs_df: pd.DataFrame, budget_timesteps: float | None = None,
                             "trpo_seeds": int})
 
     paper = paper_table1.set_index("env")
-    envs = sorted(table3["env"].unique())
-    table1 = pd.DataFrame({"env": pd.Series(envs, dtype=object)})
+    table1 = table3[["env", PRESET_COLUMN]].drop_duplicates().reset_index(drop=True).astype(object)
     for p in levels:
-        text = table3[table3["progress_pct"] == p].set_index("env")["ratio_text"]
-        table1[f"progress_{_level_name(p)}"] = table1["env"].map(text)
+        text = table3[table3["progress_pct"] == p].set_index(["env", PRESET_COLUMN])["ratio_text"]
+        table1[f"progress_{_level_name(p)}"] = [text[key] for key in zip(table1["env"], table1[PRESET_COLUMN])]
     for p in levels:
         column = f"progress_{_level_name(p)}"
         published = paper[column] if column in paper.columns else pd.Series(dtype=float)
@@ -358,7 +423,7 @@ def _budget_phrase(budget_timesteps: float | None) -> str:
 
 def _table1_display(table1: pd.DataFrame) -> pd.DataFrame:
     """Table 1 with ours and the paper's ratio side by side per level, all strings."""
-    shown = {"env": table1["env"]}
+    shown = {"env": table1["env"], "TRPO preset": table1[PRESET_COLUMN]}
     for column in table1.columns:
         if column.startswith("progress_"):
             level = column.removeprefix("progress_")
@@ -380,6 +445,7 @@ def _table3_display(table3: pd.DataFrame, paper3: pd.DataFrame) -> pd.DataFrame:
         for t, text in zip(table3["es_timesteps"], table3["ratio_text"])]
     return pd.DataFrame({
         "env": table3["env"].to_numpy(),
+        "TRPO preset": table3[PRESET_COLUMN].to_numpy(),
         "progress (%)": table3["progress_pct"].map(lambda p: f"{p:g}").to_numpy(),
         "TRPO score": table3["trpo_score"].map(fixed_text).to_numpy(),
         "TRPO score (paper)": paper["trpo_score"].map(fixed_text).to_numpy(),
@@ -404,14 +470,17 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
     Each table is written to each of its paths in the format the suffix names
     (:func:`esrepro.analysis.render.write_table`): ``.csv`` the frame as returned, ``.md`` a caption
     line and a Markdown table, ``.tex`` a booktabs ``table`` with caption and label ``tab:table1`` /
-    ``tab:table3``. The Markdown and LaTeX tables put our numbers beside the paper's: Table 1 its
+    ``tab:table3``. Each row names the TRPO preset it compares against (its runs' run.json ``preset``;
+    config/trpo_params.schema.yaml), and the captions list the presets. The Markdown and LaTeX
+    tables put our numbers beside the paper's: Table 1 its
     published ratios, Table 3 ``trpo_score``, ``trpo_timesteps``, ``es_timesteps`` and ``ratio`` of
     `paper_table3_csv` (matched on env without ``-vN`` and level; ``n/a`` where absent).
 
     Parameters
     ----------
     run_dirs : iterable of Path or str
-        ES and TRPO run directories (``progress.csv`` + ``run.json`` each).
+        ES and TRPO run directories (``progress.csv`` + ``run.json`` each); TRPO runs of several
+        presets make one row group each.
     paper_table1_csv, paper_table3_csv : Path or str
         ``table1_mujoco_ratios.csv`` and ``table3_mujoco_detail.csv`` of ``paper/reference``.
     table1_paths, table3_paths : iterable of Path or str
@@ -437,19 +506,20 @@ def write_mujoco_tables(run_dirs: Iterable[Path | str], paper_table1_csv: Path |
     levels = list(levels)
     paper_table1 = read_reference(paper_table1_csv, ["env"], PAPER_TABLE1_NUMBERS)
     paper_table3 = _paper_table3(paper_table3_csv)
-    table1, table3 = mujoco_tables(load_runs(run_dirs), budget_timesteps=budget_timesteps,
+    table1, table3 = mujoco_tables(load_compared_runs(run_dirs), budget_timesteps=budget_timesteps,
                                    levels=levels, paper_table1=paper_table1)
     if table3.empty:
         raise RunSelectionError("no environment has both ES and TRPO runs; Tables 1 and 3 not written")
     where = _budget_phrase(budget_timesteps)
+    presets = f"TRPO preset {', '.join(sorted(table3[PRESET_COLUMN].unique()))} (config/trpo_params.schema.yaml)"
     levels_text = "/".join(_level_name(float(p)) for p in levels)
     caption1 = (f"Table 1: ES timesteps / TRPO timesteps to reach {levels_text}% of TRPO's "
                 f"learning progress {where}, on mean curves over seeds; '> r': ES never reached "
                 f"the level, r = ES's last timestep / TRPO's (a lower bound). Paper: Salimans et "
-                f"al. 2017 Table 1 (gym -v1 dynamics).")
+                f"al. 2017 Table 1 (gym -v1 dynamics). {presets}.")
     caption3 = (f"Table 3: score levels of TRPO's learning progress {where} (initial + p% of "
                 f"final - initial) and the timesteps the mean curves over seeds of TRPO and ES "
-                f"first reach them, beside Salimans et al. 2017 Table 3 (gym -v1 dynamics).")
+                f"first reach them, beside Salimans et al. 2017 Table 3 (gym -v1 dynamics). {presets}.")
     write_table(table1_paths, table1, _table1_display(table1), caption1, "tab:table1")
     write_table(table3_paths, table3, _table3_display(table3, paper_table3), caption3, "tab:table3")
     return table1, table3
@@ -464,7 +534,8 @@ def plot_learning_curves(run_dirs: Iterable[Path | str], out_paths: Iterable[Pat
     Each seed's curve is step-interpolated onto a log-spaced grid
     (:func:`esrepro.analysis.curves.resample_curves`) and only the grid points that every seed of
     an (algo, env) covers are drawn, so the mean is always over the same seeds. Algorithms share
-    panels, one colour each (hue=algo). The band is seaborn's ``errorbar="sd"`` (sample sd,
+    panels, one colour each (hue=algo); TRPO runs are labelled with their preset, ``trpo
+    (paper2017)``, so the runs of two presets make two curves. The band is seaborn's ``errorbar="sd"`` (sample sd,
     ddof=1; no band for a single seed). Up to :data:`MAX_COLUMNS` panels of 4.5 x 3.4 inches per
     row.
 
@@ -490,7 +561,10 @@ def plot_learning_curves(run_dirs: Iterable[Path | str], out_paths: Iterable[Pat
     """
     out_paths = list(out_paths)
     check_outputs(figures=out_paths)
-    curves = common_coverage(resample_curves(load_runs(run_dirs), x=x, y=Y_COLUMN))
+    runs = load_compared_runs(run_dirs)
+    is_trpo = runs["algo"] == TRPO_ALGO
+    runs.loc[is_trpo, "algo"] = TRPO_ALGO + " (" + runs.loc[is_trpo, PRESET_COLUMN] + ")"
+    curves = common_coverage(resample_curves(runs, x=x, y=Y_COLUMN))
     if curves.empty:
         raise RunSelectionError(f"no eval_return_mean values at positive {x} to plot")
     envs = sorted(curves["env"].unique())
