@@ -126,7 +126,8 @@ def _frameskip_figure(args) -> int:
 
 def _scaling(args) -> int:
     from esrepro.analysis.scaling import write_scaling
-    return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure)
+    return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure, args.simulation,
+                      args.simulation_scheme)
 
 
 def _claims(args) -> int:
@@ -246,6 +247,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--reference", required=True, type=Path, help="paper/reference/scaling_humanoid.csv")
     g.add_argument("--table", nargs="+", required=True, type=Path, help=tables)
     g.add_argument("--figure", nargs="+", required=True, type=Path, help=figures)
+    g.add_argument("--simulation", type=Path, help="benchmarks/results/scale_simulation.csv: its parallel efficiency "
+                                                   "per worker count, drawn and tabulated as simulated")
+    g.add_argument("--simulation-scheme", help="only this scheme of --simulation (default: every scheme and cap)")
     g.set_defaults(func=_scaling)
 
     k = sub.add_parser("claims", help="the claims report: each claim of the paper, our number, budget and verdict")

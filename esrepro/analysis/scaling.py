@@ -15,6 +15,12 @@ Definitions (docs/paper.md, claim 4 and "The experiment grid"):
   is speedup / (c / c0); 1 is ideal linear speedup. The paper publishes only two points: 657 min on
   18 cores and 10 min on 1440 cores to a score of 6000 on gym Humanoid-v1, median of 7 repeats
   (``paper/reference/scaling_humanoid.csv``).
+- Optionally, the *simulated* parallel efficiency of ``benchmarks/scale_simulation.py`` (its CSV:
+  :data:`SIMULATION_COLUMNS`, one row per scheme, episode cap and worker count): the real ES master,
+  Dask scheduler and communication with N simulated workers whose rollouts are sleeps. Its
+  efficiency is ideal / measured time per iteration (ideal: the iteration's rollout work divided by
+  N), not relative to the fewest cores; it is shown apart from the measured runs and labelled
+  simulated. Every scheme and cap in the file is drawn unless one scheme is chosen.
 """
 
 from collections.abc import Iterable
@@ -27,7 +33,8 @@ from matplotlib.figure import Figure
 
 from esrepro.analysis.curves import first_reach
 from esrepro.analysis.render import check_outputs, fixed_text, save_figure, themed_figure, write_table
-from esrepro.analysis.runs import RunSelectionError, load_runs, read_reference
+from esrepro.analysis.runs import RunFileError, RunSelectionError, load_runs, read_reference
+from esrepro.errors import InputError
 
 META_COLUMNS = {"workers": "workers", "target_return": "config.target_return"}
 """``run.json`` values loaded beside the progress columns (:func:`load_runs` ``meta_columns``)."""
@@ -44,6 +51,13 @@ PAPER_TARGET, PAPER_ENV = 6000.0, "Humanoid-v1"
 SCALING_COLUMNS = ("source", "env", "target_return", "cpu_cores", "repeats", "reached",
                    "median_minutes", "speedup", "efficiency")
 """Columns of :func:`scaling_table`, in order."""
+
+SIMULATION_COLUMNS = ("scheme", "episode_cap", "workers", "iteration_s", "ideal_s", "efficiency")
+"""Columns of ``benchmarks/results/scale_simulation.csv``: scheme and episode cap (text; an empty cap:
+none), simulated workers, measured and ideal seconds per iteration, efficiency = ideal / measured."""
+
+SIMULATED = "simulated (benchmarks/scale_simulation.py)"
+"""How the figure labels the simulated efficiencies."""
 
 
 def time_to_target(run: pd.DataFrame, target: float) -> float:
@@ -129,9 +143,11 @@ def _speedups(table: pd.DataFrame) -> pd.DataFrame:
                         efficiency=speedup * base["cpu_cores"] / table["cpu_cores"])
 
 
-def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame,
+                  simulation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Figure 1 as a table: per core count, repeats, how many reached the target, median minutes
-    to target, speedup and parallel efficiency; then the paper's two published points.
+    to target, speedup and parallel efficiency; then the paper's two published points and, if
+    given, the simulated efficiencies.
 
     Parameters
     ----------
@@ -140,14 +156,18 @@ def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
     reference : DataFrame
         ``paper/reference/scaling_humanoid.csv`` (columns ``cpu_cores``,
         ``minutes_to_score_6000``, ``repeats``).
+    simulation : DataFrame, optional
+        From :func:`read_simulation`: one ``simulated_rows`` row each, after the paper's.
 
     Returns
     -------
-    DataFrame, shape (n_core_counts + 2, len(SCALING_COLUMNS))
-        ``source`` ``"ours"`` rows sorted by ``cpu_cores``, then ``"paper"`` rows. ``median_minutes``
-        as defined in the module docstring (NaN when undefined); ``speedup`` and ``efficiency``
-        relative to the smallest core count of the same source (NaN where a median is NaN);
-        ``reached`` is NaN for the paper (not published).
+    DataFrame, shape (n_core_counts + 2 [+ len(simulation)], len(SCALING_COLUMNS))
+        ``source`` ``"ours"`` rows sorted by ``cpu_cores``, then ``"paper"`` rows, then
+        ``"simulated: <variant>"`` rows. ``median_minutes`` as defined in the module docstring (NaN
+        when undefined); ``speedup`` and ``efficiency`` relative to the smallest core count of the
+        same source (NaN where a median is NaN), for simulated rows the simulated efficiency and no
+        speedup; ``reached`` is NaN for the paper (not published); ``repeats`` (Int64) is NA for
+        simulated rows.
 
     Raises
     ------
@@ -174,8 +194,58 @@ def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFram
         "cpu_cores": reference["cpu_cores"], "repeats": reference["repeats"], "reached": np.nan,
         "median_minutes": reference["minutes_to_score_6000"].astype(float),
     }).sort_values("cpu_cores")
-    table = pd.concat([_speedups(ours), _speedups(paper)], ignore_index=True)
-    return table[list(SCALING_COLUMNS)]
+    parts = [_speedups(ours)[list(SCALING_COLUMNS)], _speedups(paper)[list(SCALING_COLUMNS)]]
+    if simulation is not None:
+        parts.append(simulated_rows(simulation))
+    table = pd.concat(parts, ignore_index=True)
+    return table.astype({"repeats": "Int64"})
+
+
+def read_simulation(path: Path | str, scheme: str | None = None) -> pd.DataFrame:
+    """Read and check the simulation's CSV (:data:`SIMULATION_COLUMNS`).
+
+    Parameters
+    ----------
+    path : Path or str
+        ``benchmarks/results/scale_simulation.csv`` of ``benchmarks/scale_simulation.py``.
+    scheme : str, optional
+        Keep only the rows of this scheme; default: every row.
+
+    Returns
+    -------
+    DataFrame, shape (n_rows, 4)
+        Columns ``variant`` (str: ``"<scheme>, cap <cap>"``, an empty cap ``none``), ``cpu_cores`` (int,
+        the simulated workers), ``iteration_s`` (float, measured seconds per iteration),
+        ``efficiency`` (float, ideal / measured); sorted by (variant, cpu_cores).
+
+    Raises
+    ------
+    RunFileError
+        If the file is missing or damaged, lacks a column, holds a non-number in a number column, or
+        has no row of `scheme` (the message lists the schemes it has).
+    """
+    numbers = SIMULATION_COLUMNS[2:]
+    sim = read_reference(path, SIMULATION_COLUMNS[:2], numbers)
+    schemes = sim["scheme"].astype(str)
+    if scheme is not None:
+        if scheme not in set(schemes):
+            raise RunFileError(f"simulation file '{path}': no rows of scheme {scheme!r} "
+                               f"(its schemes: {', '.join(sorted(set(schemes)))})")
+        sim, schemes = sim[schemes == scheme], schemes[schemes == scheme]
+    caps = sim["episode_cap"].map(lambda v: "none" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
+    return pd.DataFrame({"variant": schemes + ", cap " + caps, "cpu_cores": sim["workers"].astype(int),
+                         "iteration_s": sim["iteration_s"].astype(float),
+                         "efficiency": sim["efficiency"].astype(float)}
+                        ).sort_values(["variant", "cpu_cores"], ignore_index=True)
+
+
+def simulated_rows(simulation: pd.DataFrame) -> pd.DataFrame:
+    """The simulated efficiencies as rows of :func:`scaling_table` (``source``
+    ``"simulated: <variant>"``, ``efficiency`` as simulated, the other numbers NaN)."""
+    return pd.DataFrame({"source": "simulated: " + simulation["variant"], "env": np.nan,
+                         "target_return": np.nan, "cpu_cores": simulation["cpu_cores"], "repeats": pd.NA,
+                         "reached": np.nan, "median_minutes": np.nan, "speedup": np.nan,
+                         "efficiency": simulation["efficiency"]})[list(SCALING_COLUMNS)]
 
 
 def scaling_caption(table: pd.DataFrame) -> str:
@@ -189,15 +259,20 @@ def scaling_caption(table: pd.DataFrame) -> str:
             f"relative to the fewest cores of the same source. Our target {ours['target_return']:g}"
             f" {same} the paper's {PAPER_TARGET:g}, and the paper used gym {PAPER_ENV}, whose "
             f"dynamics and observations differ from {ours['env']}; it publishes only the two "
-            f"'paper' rows (median of 7 repeats).")
+            f"'paper' rows (median of 7 repeats)." + (
+                " The 'simulated' rows are not runs: benchmarks/scale_simulation.py times the real ES "
+                "master, Dask scheduler and communication with that many simulated workers whose rollouts "
+                "are sleeps; their efficiency is ideal / measured time per iteration."
+                if table["source"].str.startswith("simulated").any() else ""))
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     """The table as strings, as a reader sees it."""
     return pd.DataFrame({
-        "source": table["source"], "env": table["env"],
-        "target": table["target_return"].map("{:g}".format),
-        "CPU cores": table["cpu_cores"].map(str), "repeats": table["repeats"].map(str),
+        "source": table["source"], "env": table["env"].fillna("n/a"),
+        "target": table["target_return"].map(lambda v: "n/a" if np.isnan(v) else f"{v:g}"),
+        "CPU cores": table["cpu_cores"].map(str),
+        "repeats": table["repeats"].map(lambda v: "n/a" if pd.isna(v) else str(v)),
         "reached": table["reached"].map(lambda v: "n/a" if np.isnan(v) else f"{v:.0f}"),
         "median minutes": table["median_minutes"].map(fixed_text),
         "speedup": table["speedup"].map(fixed_text), "efficiency": table["efficiency"].map(fixed_text),
@@ -211,13 +286,16 @@ def _ideal(ax, cores: np.ndarray, minutes: float, **style) -> None:
         ax.plot(span, minutes * cores.min() / span, **style)
 
 
-def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
-                 out_paths: Iterable[Path | str]) -> Figure:
-    """Draw Figure 1: log-log median minutes to target against CPU cores.
+def plot_scaling(table: pd.DataFrame, times: pd.DataFrame, out_paths: Iterable[Path | str],
+                 simulation: pd.DataFrame | None = None) -> Figure:
+    """Draw Figure 1: minutes to target against CPU cores (left), parallel efficiency against CPU
+    cores (right); 11 x 5 inches.
 
-    Our medians (line and markers), each repeat that reached the target (small points), the ideal
-    linear speedup through our smallest core count, and the paper's two points with their own
-    linear-speedup line; 6 x 5 inches.
+    Left, log-log: our medians (line and markers), each repeat that reached the target (small
+    points), the ideal linear speedup through our smallest core count, and the paper's two points
+    with their own linear-speedup line. Right, log x: our efficiency relative to our fewest cores,
+    the paper's (1 at 18 cores, 0.82 at 1,440), ideal efficiency 1, and each simulated variant's
+    curve, labelled ``"simulated (benchmarks/scale_simulation.py)"``.
 
     Parameters
     ----------
@@ -227,17 +305,20 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
         From :func:`repeat_times`.
     out_paths : iterable of Path or str
         Figure files, format by suffix (:func:`esrepro.analysis.render.save_figure`).
+    simulation : DataFrame, optional
+        From :func:`read_simulation`.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The figure written (one axes; not registered with pyplot).
+        The figure written (two axes; not registered with pyplot).
     """
     ours, paper = (table[table["source"] == s] for s in ("ours", "paper"))
     target, env = ours["target_return"].iloc[0], ours["env"].iloc[0]
-    with themed_figure(6.0, 5.0) as fig:
-        blue, orange = sns.color_palette(n_colors=2)
-        ax = fig.subplots()
+    variants = [] if simulation is None else list(dict.fromkeys(simulation["variant"]))
+    with themed_figure(11.0, 5.0) as fig:
+        blue, orange, *others = sns.color_palette(n_colors=2 + max(len(variants), 1))
+        ax, eff = fig.subplots(1, 2)
         reached = times.dropna(subset=["minutes"])
         ax.scatter(reached["cpu_cores"], reached["minutes"], s=12, alpha=0.5, color=blue,
                    label="ours, each repeat")
@@ -250,14 +331,28 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame,
         _ideal(ax, paper["cpu_cores"].to_numpy(), paper["median_minutes"].iloc[0], color=orange,
                linestyle=":", label="paper, linear speedup")
         ax.set(xscale="log", yscale="log", xlabel="CPU cores", ylabel="minutes to target score")
+
+        eff.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+        eff.plot(ours["cpu_cores"], ours["efficiency"], "o-", color=blue, label="_ours")
+        last = paper.iloc[-1]
+        eff.plot(paper["cpu_cores"], paper["efficiency"], "s", color=orange,
+                 label=f"paper: {last['efficiency']:.2f} at {last['cpu_cores']:,} cores")
+        for variant, color in zip(variants, others):
+            rows = simulation[simulation["variant"] == variant]
+            eff.plot(rows["cpu_cores"], rows["efficiency"], "^-.", color=color, label=f"{SIMULATED}: {variant}")
+        top = np.nanmax([1.0, *table["efficiency"]])
+        eff.set(xscale="log", ylim=(0.0, 1.05 * top), xlabel="CPU cores",
+                ylabel="parallel efficiency (1 = linear speedup)")
         fig.legend(loc="outside lower center", ncols=2, fontsize="x-small")
         save_figure(fig, out_paths)
     return fig
 
 
 def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
-                  table_paths: Iterable[Path | str], figure_paths: Iterable[Path | str]) -> pd.DataFrame:
-    """Load the scaling runs, write the table (:func:`scaling_table`) and Figure 1.
+                  table_paths: Iterable[Path | str], figure_paths: Iterable[Path | str],
+                  simulation_csv: Path | str | None = None, scheme: str | None = None) -> pd.DataFrame:
+    """Load the scaling runs (and the simulation's CSV, if given), write the table
+    (:func:`scaling_table`) and Figure 1.
 
     The table goes to each of `table_paths` in the format its suffix names
     (:func:`esrepro.analysis.render.write_table`: ``.csv`` the frame as returned, ``.md``
@@ -274,6 +369,10 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
         Table files, e.g. ``paper/tables/scaling.csv`` and ``.md``.
     figure_paths : iterable of Path or str
         Figure files, e.g. ``paper/figures/fig1_scaling.png`` and ``.pdf``.
+    simulation_csv : Path or str, optional
+        ``benchmarks/results/scale_simulation.csv`` (:func:`read_simulation`).
+    scheme : str, optional
+        Only this scheme of the simulation (needs `simulation_csv`); default: every scheme.
 
     Returns
     -------
@@ -284,14 +383,18 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
     ------
     InputError
         For a bad output path, a missing or damaged run or reference file (an ES run without
-        ``workers`` or ``config.target_return`` included), or runs that disagree on the env or
+        ``workers`` or ``config.target_return`` included), a damaged simulation file or one
+        without `scheme`, `scheme` without a simulation file, or runs that disagree on the env or
         target, before anything is written.
     """
+    if scheme is not None and simulation_csv is None:
+        raise InputError(f"simulation scheme {scheme!r} given without a simulation file")
     table_paths, figure_paths = list(table_paths), list(figure_paths)
     check_outputs(tables=table_paths, figures=figure_paths)
     reference = read_reference(reference_csv, number_columns=REFERENCE_NUMBERS)
+    simulation = None if simulation_csv is None else read_simulation(simulation_csv, scheme)
     runs = load_runs(run_dirs, META_COLUMNS, REQUIRED)
-    table = scaling_table(runs, reference)
+    table = scaling_table(runs, reference, simulation)
     write_table(table_paths, table, _display(table), scaling_caption(table), "tab:scaling")
-    plot_scaling(table, repeat_times(runs), figure_paths)
+    plot_scaling(table, repeat_times(runs), figure_paths, simulation)
     return table
