@@ -37,11 +37,32 @@ def _run_setup(args, algo: str):
     overrides = parse_json_object(args.params, "--params") if args.params else {}
     overrides |= {k: getattr(args, k) for k in ("iterations", "timesteps") if getattr(args, k, None) is not None}
     grid = {"frame_skip": TABLE2_FRAME_SKIP} if section == "atari" and "frame_skip" not in overrides else {}
+    if section == "trpo" and config and "preset" not in overrides:
+        grid = {"preset": _config_preset(config, key, args.config)}
     params = run_params(config, key, grid, section, overrides)
+    # The workflow's layout: es/<game>/frameskip<k>/, trpo/<preset>/<env>/.
     variant = f"frameskip{params['frame_skip']}" if section == "atari" else ""
+    preset = params["preset"] if section == "trpo" else ""
     results = config["results_dir"] if config else apply_schema({})["results_dir"]
-    out = args.out or Path(results) / algo / key / variant / f"seed{args.seed}"
+    out = args.out or Path(results) / algo / preset / key / variant / f"seed{args.seed}"
     return params, out
+
+
+def _config_preset(config: dict, env: str, path) -> str:
+    """The TRPO preset a workflow config gives ``env`` when the command line gives none: its only one
+    (:func:`esrepro.baselines.trpo.grid_presets`).
+
+    Raises
+    ------
+    ConfigError
+        If the config runs ``env`` with several presets (``trpo.presets``).
+    """
+    from esrepro.baselines.trpo import grid_presets
+    presets = grid_presets(config, env)
+    if len(presets) > 1:
+        raise ConfigError(f"config file '{path}' runs {env} with the TRPO presets {', '.join(presets)} "
+                          f"(trpo.presets): choose one with --params '{{\"preset\": \"{presets[0]}\"}}'")
+    return presets[0]
 
 
 def _log(line: str) -> None:
@@ -176,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
                                         "default: schema defaults")
         p.add_argument("--params", help='JSON object of run-parameter overrides, e.g. \'{"sigma": 0.05}\'')
         p.add_argument("--timesteps", type=_positive, help="budget in timesteps (overrides the config)")
-        p.add_argument("--out", type=Path, help=f"output directory (default: <results_dir>/{algo}/<env>/seed<seed>)")
+        layout = "trpo/<preset>/<env>" if algo == "trpo" else f"{algo}/<env>"
+        p.add_argument("--out", type=Path, help=f"output directory (default: <results_dir>/{layout}/seed<seed>)")
 
     t = sub.add_parser("train", help="one ES run on a Dask cluster, one progress line per iteration")
     run_arguments(t, "es")

@@ -1,16 +1,17 @@
 # Baselines: TRPO (sb3-contrib, the same 64-64 tanh MLP as ES) on the envs and seeds of the
-# config's `trpo` section. torch uses the threads Snakemake gives the job.
+# config's `trpo` section, once per preset (trpo.presets, or the preset of its params). torch uses the
+# threads Snakemake gives the job.
 
 
 rule trpo_train:
     output:
-        progress=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/progress.csv",
-        run=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/run.json",
-        policy=f"{RESULTS}/trpo/{{env}}/seed{{seed}}/policy.zip",
+        progress=f"{RESULTS}/trpo/{{preset}}/{{env}}/seed{{seed}}/progress.csv",
+        run=f"{RESULTS}/trpo/{{preset}}/{{env}}/seed{{seed}}/run.json",
+        policy=f"{RESULTS}/trpo/{{preset}}/{{env}}/seed{{seed}}/policy.zip",
     log:
-        f"{RESULTS}/trpo/{{env}}/seed{{seed}}/train.log",
+        f"{RESULTS}/trpo/{{preset}}/{{env}}/seed{{seed}}/train.log",
     benchmark:
-        f"{RESULTS}/benchmarks/trpo_train/{{env}}_seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/trpo_train/{{preset}}_{{env}}_seed{{seed}}.tsv"
     conda:
         "../envs/baselines.yaml"
     threads: 1

@@ -8,10 +8,13 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
+from esrepro.baselines.trpo import grid_presets
 from esrepro.config import ConfigError, env_id, run_keys, run_params, validate_config
 
 try:
     validate_config(config)
+    # TRPO: (preset, env) of every run, one per preset the grid gives the env (trpo.presets or its `preset`).
+    TRPO_RUNS = [(p, env) for env in config.get("trpo", {}).get("envs", {}) for p in grid_presets(config, env)]
 except ConfigError as e:
     sys.exit(f"esrepro: error: {e}")
 
@@ -49,6 +52,7 @@ wildcard_constraints:
     env=r"[A-Za-z][A-Za-z0-9_\-]*",
     game=r"[A-Za-z]+",
     seed=r"\d+",
+    preset=r"[a-z][a-z0-9]*",
     frame_skip=r"\d+",
     workers=r"\d+",
 
@@ -59,10 +63,11 @@ def es_runs(name, envs=None):
 
 
 def trpo_runs(name, envs=None):
-    """One file of every TRPO run, optionally only of some envs."""
+    """One file of every TRPO run (every preset), optionally only of some envs."""
     return [
-        f"{RESULTS}/trpo/{env}/seed{seed}/{name}"
-        for env in (TRPO_ENVS if envs is None else envs)
+        f"{RESULTS}/trpo/{preset}/{env}/seed{seed}/{name}"
+        for preset, env in TRPO_RUNS
+        if envs is None or env in envs
         for seed in TRPO_SEEDS
     ]
 
@@ -105,11 +110,12 @@ def run_dir(wildcards, output):
 
 def params_json(section):
     """A run's validated parameters as JSON, from its wildcards (env or game; frame_skip for the
-    Atari grid); a change of them makes Snakemake rerun the job."""
+    Atari grid, preset for TRPO's); a change of them makes Snakemake rerun the job."""
 
     def params(wildcards):
         key = getattr(wildcards, "game", None) or wildcards.env
         grid = {"frame_skip": int(wildcards.frame_skip)} if hasattr(wildcards, "frame_skip") else {}
+        grid |= {"preset": wildcards.preset} if hasattr(wildcards, "preset") else {}
         return json.dumps(run_params(config, key, grid, section=section), sort_keys=True)
 
     return params

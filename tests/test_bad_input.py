@@ -84,13 +84,16 @@ CASES = {
                                 ["'workers' is a required property"]),
     "TRPO gamma NaN": (_with(("trpo",), {"params": {"gamma": float("nan")}, "envs": {"Swimmer-v5": None}}),
                        ["'trpo.params.gamma' = nan"]),
+    "unknown TRPO preset": (_with(("trpo",), {"presets": ["zoo", "paper2018"], "envs": {"Swimmer-v5": None}}),
+                            ["'trpo.presets.1' = 'paper2018'", "'zoo', 'paper2017'"]),
     "A2C negative timesteps": (_with(("a2c",), {"params": {"timesteps": -5}, "games": {"Pong": None}}),
                                ["'a2c.params.timesteps' = -5"]),
 }
 #: The cases also run through Snakemake (the same check, reached from the Snakefile).
 SNAKEMAKE_CASES = ["unknown env id", "sigma negative in env override", "missing required key", "unknown key",
                    "non-integer seed", "unknown Atari game", "frame-skip game not in the grid", "sigma NaN",
-                   "whole-number float budget", "scaling without a target", "TRPO gamma NaN"]
+                   "whole-number float budget", "scaling without a target", "TRPO gamma NaN",
+                   "unknown TRPO preset"]
 
 
 def _exit_code(argv) -> int:
@@ -131,6 +134,39 @@ def test_cli_rejects_bad_config_file(case, tmp_path, monkeypatch, capsys):
     for text in expected:
         assert text in line
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
+
+
+#: TRPO grids whose preset is ambiguous: (trpo section, texts of the error line, of `trpo --config` alone).
+TRPO_PRESET_CASES = {
+    "presets and a preset key": ({"presets": ["zoo"], "params": {"preset": "paper2017"}, "envs": {"Swimmer-v5": None}},
+                                 ["'trpo.params.preset' = 'paper2017'", "trpo.presets", "one or the other"]),
+    "presets and an env's preset key": ({"presets": ["zoo"], "envs": {"Swimmer-v5": {"preset": "zoo"}}},
+                                        ["'trpo.envs.Swimmer-v5.preset' = 'zoo'"]),
+    "two presets, none chosen": ({"presets": ["paper2017", "zoo"], "envs": {"Swimmer-v5": None}},
+                                 ["runs Swimmer-v5 with the TRPO presets paper2017, zoo", "--params"]),
+}
+
+
+@pytest.mark.parametrize("case", TRPO_PRESET_CASES)
+def test_trpo_cli_needs_one_preset(case, tmp_path, monkeypatch, capsys):
+    section, expected = TRPO_PRESET_CASES[case]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"trpo": section}))
+    monkeypatch.chdir(tmp_path)
+    assert _exit_code(["trpo", "--env", "Swimmer-v5", "--seed", "0", "--config", "bad.yaml"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    for text in expected:
+        assert text in line
+    assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
+
+
+def test_workflow_rejects_presets_beside_a_preset_key(tmp_path):
+    section, expected = TRPO_PRESET_CASES["presets and a preset key"]
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"trpo": section}))
+    res = run_snakemake("--cores", "1", "--configfile", "bad.yaml", cwd=tmp_path)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("esrepro: error:")]
+    assert res.returncode != 0 and len(errors) == 1, res.stderr
+    assert all(text in errors[0] for text in expected)
+    assert not (tmp_path / "results").exists()
 
 
 #: Files with syntax errors: (text, texts of the error line).

@@ -25,7 +25,7 @@ from snakemake.utils import validate
 from esrepro import checkpoint, config
 from esrepro.analysis.runs import PROGRESS_COLUMNS as SHARED_COLUMNS
 from esrepro.baselines.common import COUNTERS, eval_seed, final_timesteps
-from esrepro.baselines.trpo import PRESETS, resolve_preset, train_trpo
+from esrepro.baselines.trpo import PRESETS, grid_presets, resolve_preset, train_trpo
 from esrepro.checkpoint import CheckpointDamaged, CheckpointMismatch
 
 from conftest import run_cli
@@ -318,6 +318,33 @@ def test_paper2017_run_uses_its_settings(tmp_path):
             model.line_search_shrinking_factor, model.batch_size) == (0.995, 0.97, 0.01, 10, 5, 0.5, 64)
     norm = pickle.loads((tmp_path / "vecnormalize.pkl").read_bytes())
     assert norm.norm_obs and not norm.norm_reward and norm.clip_obs == 5.0
+
+
+def test_the_grid_names_the_presets_of_the_run_schema():
+    grid_schema = yaml.safe_load(config.SCHEMA.read_text())["$defs"]["trpo"]["properties"]["presets"]
+    assert grid_schema["items"]["enum"] == yaml.safe_load(PARAMS_SCHEMA.read_text())["properties"]["preset"]["enum"]
+
+
+@pytest.mark.parametrize("section, presets", [
+    ({"envs": {"Swimmer-v5": None}}, {"Swimmer-v5": ["zoo"]}),  # the schema's default
+    ({"params": {"preset": "paper2017"}, "envs": {"Swimmer-v5": None, "Hopper-v5": {"preset": "zoo"}}},
+     {"Swimmer-v5": ["paper2017"], "Hopper-v5": ["zoo"]}),
+    ({"presets": ["paper2017", "zoo"], "envs": {"Swimmer-v5": None}}, {"Swimmer-v5": ["paper2017", "zoo"]})])
+def test_grid_presets(section, presets):
+    workflow = config.validate_config({"trpo": section})
+    assert {env: grid_presets(workflow, env) for env in section["envs"]} == presets
+
+
+def test_cli_writes_a_run_of_the_config_preset_to_its_folder(tmp_path):
+    """`trpo --config` with one preset in trpo.presets: the run uses it and goes to the workflow's
+    folder, <results_dir>/trpo/<preset>/<env>/seed<s>."""
+    grid = {"results_dir": "out", "trpo": {"presets": ["paper2017"], "envs": {ENV: {"n_steps": 128}},
+                                           "params": {"timesteps": 128, "eval_episodes": 1}}}
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    res = run_cli("trpo", "--env", ENV, "--seed", 0, "--config", "grid.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    saved = json.loads((tmp_path / "out" / "trpo" / "paper2017" / ENV / "seed0" / "run.json").read_text())
+    assert saved["config"]["preset"] == "paper2017" and saved["config"]["n_steps"] == 128
 
 
 @pytest.mark.parametrize("bad", [{"n_epochs": 10}, {"timesteps": -5}, {"timesteps": 0}, {"hidden": []}])

@@ -20,7 +20,7 @@ def test_smoke_workflow_builds_table_and_figure(smoke_run):
     assert not (tmp_path / "paper").exists()  # paper/ is the default grid's
     runs = sorted((results / "es").glob("*/seed*/run.json"))
     assert len(runs) == 4  # 2 MuJoCo envs x 2 seeds
-    assert len(list((results / "trpo").glob("*/seed*/run.json"))) == 4
+    assert len(list((results / "trpo" / "paper2017").glob("*/seed*/run.json"))) == 4  # the grid's one preset
     table = pd.read_csv(tables / "es_mujoco_summary.csv").set_index("env")
     markdown = (tables / "es_mujoco_summary.md").read_text()
     for env in ("InvertedPendulum-v5", "Swimmer-v5"):
@@ -83,7 +83,7 @@ def test_paper_grid_plans_the_whole_paper(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     stats = (res.stdout + res.stderr).split("Job stats:")[1].split("\n\n")[0]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
-    assert counts["es_train"] == counts["trpo_train"] == "36"  # 6 MuJoCo envs x 6 seeds
+    assert counts["es_train"] == "36" and counts["trpo_train"] == "72"  # 6 MuJoCo envs x 6 seeds (x 2 presets)
     assert counts["es_atari"] == "54"  # 51 games at frame_skip 4, Pong also at 1, 2, 3
     assert counts["a2c_train"] == "51"
     assert counts["scaling_run"] == "49"  # 7 core counts x 7 repeats

@@ -99,6 +99,29 @@ def resolve_preset(env_id: str, params: dict) -> dict:
     return resolved
 
 
+def grid_presets(workflow: dict, env: str) -> list[str]:
+    """The TRPO presets a validated workflow config (``workflow``) runs ``env`` with: ``trpo.presets`` when it is
+    given (config/schema.yaml), else the one preset of the env's parameters (``preset`` in
+    ``trpo.params`` or ``trpo.envs.<env>``; the schema's default, zoo, when neither sets it).
+
+    Raises
+    ------
+    esrepro.config.ConfigError
+        If ``trpo.presets`` is given and ``trpo.params`` or ``trpo.envs.<env>`` also sets ``preset``
+        (which of the two applies would be a guess).
+    """
+    section = workflow["trpo"]
+    presets = section.get("presets")
+    if presets is None:
+        return [config.run_params(workflow, env, section="trpo")["preset"]]
+    for where, params in (("trpo.params", section.get("params")), (f"trpo.envs.{env}", section["envs"].get(env))):
+        if "preset" in (params or {}):
+            raise config.ConfigError(
+                f"config key '{where}.preset' = {params['preset']!r}: the grid runs the presets of 'trpo.presets' "
+                f"({', '.join(presets)}); set one or the other")
+    return list(presets)
+
+
 def build(env_id: str, seed: int, params: dict) -> Setup:
     """The untrained TRPO model on its training VecEnv (DummyVecEnv of Monitor(env), VecNormalize
     when ``params["normalize"]``) and the evaluation env, for validated, resolved ``params``
