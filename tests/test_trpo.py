@@ -287,7 +287,7 @@ def test_zoo_preset_has_the_zoo_env_entries(env, change):
     assert resolve_preset(env, validate_params({})) == validate_params({}) | ZOO_BEFORE | SB3_DEFAULTS | change
 
 
-@pytest.mark.parametrize("env, steps", [("InvertedPendulum-v5", 5000), ("InvertedDoublePendulum-v5", 15000),
+@pytest.mark.parametrize("env, steps", [("InvertedPendulum-v5", 25000), ("InvertedDoublePendulum-v5", 15000),
                                         ("HalfCheetah-v5", 25000), ("Hopper-v5", 25000), ("Swimmer-v5", 25000),
                                         ("Walker2d-v5", 25000)])
 def test_paper2017_preset(env, steps):

@@ -17,8 +17,9 @@ Provenance
     cg_damping 0.1, n_critic_updates 20, learning_rate 1e-3; HalfCheetah target_kl 0.04, Swimmer
     gamma 0.9999.
   - ``paper2017``: a reconstruction of OpenAI's TRPO of 2016 (joschu/modular_rl's battery, the
-    best candidate for the paper's "highly tuned" TRPO; docs/paper.md): 5,000 / 15,000 / 25,000
-    timesteps per update (InvertedPendulum / InvertedDoublePendulum / the others), max KL 0.01,
+    best candidate for the paper's "highly tuned" TRPO; docs/paper.md): 15,000 timesteps per update
+    on InvertedDoublePendulum, 25,000 on the others (InvertedPendulum's by a measurement against the
+    paper's Table 3, docs/baselines.md; the battery's source has 5,000 there), max KL 0.01,
     10 conjugate-gradient steps with damping 0.1, step-halving line search, gamma 0.995, GAE
     lambda 0.97, standardized advantages, observations normalized and clipped at 5, rewards not
     normalized, initial action std 1; its L-BFGS value fit approximated by 5 Adam epochs at 1e-3.
