@@ -132,6 +132,7 @@ rule fig1_scaling:
         progress=scaling_runs("progress.csv"),
         run=scaling_runs("run.json"),
         reference=REFERENCE / "scaling_humanoid.csv",
+        simulation=[SCALE_SIMULATION] if SCALE_SIMULATION.is_file() else [],
     output:
         table=paper_files("tables", "scaling", ["csv", "md"], "Scaling", "../report/scaling_table.rst", type="table"),
         figure=paper_files(
@@ -143,9 +144,10 @@ rule fig1_scaling:
         "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
+        simulation=lambda wildcards, input: f"--simulation {input.simulation}" if input.simulation else "",
     shell:
-        "python -m esrepro scaling --runs {params.runs} --reference {input.reference} --table {output.table}"
-        " --figure {output.figure} > {log} 2>&1"
+        "python -m esrepro scaling --runs {params.runs} --reference {input.reference} {params.simulation}"
+        " --table {output.table} --figure {output.figure} > {log} 2>&1"
 
 
 # The claims report: each claim of the paper, this grid's number and budget and a verdict, from the

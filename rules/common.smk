@@ -23,6 +23,8 @@ RESULTS = config["results_dir"]
 PAPER = config["paper_dir"]
 LOGS = f"{RESULTS}/logs"
 REFERENCE = Path(workflow.basedir) / "paper" / "reference"
+# The simulated parallel efficiency (benchmarks/scale_simulation.py), drawn in Figure 1 when present.
+SCALE_SIMULATION = Path(workflow.basedir) / "benchmarks" / "results" / "scale_simulation.csv"
 
 # Rules run `python -m esrepro`. With --sdm conda that is the rule's environment (envs/), which
 # holds the dependencies and reads the package from this checkout; otherwise it is the interpreter
