@@ -92,3 +92,13 @@ def test_paper_grid_plans_the_whole_paper(tmp_path):
         "es_mujoco_summary", "es_mujoco_curves", "mujoco_tables", "es_vs_trpo_curves", "atari_table",
         "fig2_frameskip", "fig1_scaling", "claims", "clip_mujoco", "clip_atari", "all"}
     assert counts["clip_mujoco"] == "6" and counts["clip_atari"] == "51"  # one clip per ES env and game
+
+
+def test_workstation_grid_plans_both_presets(tmp_path):
+    res = run_snakemake("-n", "--configfile", REPO / "config" / "workstation.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = (res.stdout + res.stderr).split("Job stats:")[1].split("\n\n")[0]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.M))
+    assert counts["es_train"] == "24" and counts["trpo_train"] == "48"  # 4 envs x 6 seeds (x 2 presets)
+    for preset in ("paper2017", "zoo"):
+        assert f"results/workstation/trpo/{preset}/HalfCheetah-v5/seed5/run.json" in res.stdout + res.stderr
