@@ -69,6 +69,9 @@ class Trainer:
         self.iteration = self.timesteps = self.episodes = 0
         self.wall_time_s = 0.0
         self.rows: list[dict] = []
+        #: The row of the current parameters, waiting for their evaluation: its population
+        #: statistics (none for row 0). Evaluation episodes run in the next iteration's round.
+        self.pending: dict | None = None
         self.ident = checkpoint.identity(config.env_id, config.seed, self.policy.num_params, config.params())
         n, obs = self.policy.num_params, () if self.obstat is None else ("obs_sum", "obs_sumsq")
         saved = checkpoint.load(
@@ -83,11 +86,18 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def step(self):
-        """One iteration: ask -> evaluate -> tell -> record."""
-        t0 = time.perf_counter()
-        self.iteration += 1
+        """One round on the workers: the pairs of the next iteration and the evaluation episodes
+        of the current parameters (both use them), so no worker idles through a separate
+        evaluation. Then record the current parameters' row, and ask -> evaluate -> tell unless
+        that row ends the run (``target_return``): then the new pairs are dropped."""
+        iteration = self.iteration + 1
         cap = self._episode_cap()
-        parts = self._population(self.iteration, cap)  # ask and evaluate, on the workers
+        parts, evaluation = self._population(iteration, cap)  # ask and evaluate, on the workers
+        self._record(self.pending | evaluation)
+        if self._target_reached():
+            self.pending = None
+            return
+        self.iteration = iteration
         # pair order: chunks are ordered and each lists its pairs in order
         update = Update(np.concatenate([p["noise_indices"] for p in parts]),
                         np.concatenate([p["returns"] for p in parts]),
@@ -98,11 +108,10 @@ class Trainer:
         self.timesteps += int(lengths.sum())
         self.episodes += lengths.size
         returns = update.returns
-        row = {"pairs": len(update.noise_indices), "return_mean": returns.mean(), "return_std": returns.std(),
-               "episode_cap": np.nan if cap is None else cap,
-               "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
-               "update_ratio": update_ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
-        self._record(row | self._evaluate(self.iteration), time.perf_counter() - t0)
+        self.pending = {"pairs": len(update.noise_indices), "return_mean": returns.mean(),
+                        "return_std": returns.std(), "episode_cap": np.nan if cap is None else cap,
+                        "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
+                        "update_ratio": update_ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
 
     def run(self, client, chunk_pairs: int | None = None) -> dict:
         """Train on ``client``'s workers until the budget is spent or ``target_return`` is reached;
@@ -110,14 +119,13 @@ class Trainer:
         task (None: decreasing sizes, ``tasks.chunks``); it does not change results."""
         started, first_iteration = time.time(), self.iteration
         self.connect(client, chunk_pairs)
-        if not self.rows:  # row 0: the initial policy, before any update
-            t0 = time.perf_counter()
-            self._record(self._evaluate(0), time.perf_counter() - t0)
-        while not self._done():
+        while self.pending is not None and not self._budget_spent():
             self.step()
             if self.iteration % self.config.checkpoint_every == 0:
                 self._checkpoint()
-        self._checkpoint()
+        if self.pending is not None:  # the last parameters' evaluation, alone; the checkpoint keeps
+            self._record(self.pending | self._evaluate(self.iteration))  # the row pending, for a
+        self._checkpoint()  # larger budget to continue from
         self._save_policy()
         self.workers.close()
         final, iterations = self.rows[-1], max(1, self.iteration - first_iteration)
@@ -142,51 +150,61 @@ class Trainer:
                                name=noise_plugin_name(self.config))
         self.workers = Workers(client, self.config, self.es, self.obstat, self.iteration, self.reference,
                                uuid.uuid4().hex, self.log)
+        self.workers.send_state()
+        if not self.rows and self.pending is None:
+            self.pending = {}  # row 0: the initial policy, without population statistics
+        self._since = time.perf_counter()
 
     def _population(self, iteration, cap):
-        """All pairs of ``iteration``: ``pairs_per_iteration``, then more in deterministic rounds
-        until the iteration holds ``min_timesteps_per_iteration`` timesteps (the reference code's
-        "episodes AND timesteps" batch rule, made independent of timing). Training episodes stop
-        after ``cap`` steps if it is not None."""
+        """All pairs of ``iteration`` and the evaluation of the parameters they perturb (version
+        ``iteration - 1``): ``pairs_per_iteration`` pairs with the evaluation episodes in one
+        round, then more pairs in deterministic rounds until the iteration holds
+        ``min_timesteps_per_iteration`` timesteps (the reference code's "episodes AND timesteps"
+        batch rule, made independent of timing). Training episodes stop after ``cap`` steps if it
+        is not None. Returns (the pair chunks' results, the evaluation's columns)."""
         n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
-        parts = self._evaluate_pairs(iteration, 0, n, cap)
+        episodes = range(self.config.eval_episodes)
+        calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
+        results = self.workers.map(calls)
+        evaluation, parts = _evaluation(results[: len(episodes)]), results[len(episodes) :]
         lengths = np.concatenate([p["lengths"] for p in parts])
         while lengths.sum() < minimum:
             extra = math.ceil((minimum - lengths.sum()) / (2 * lengths.mean()))
-            parts += self._evaluate_pairs(iteration, n, n + extra, cap)
+            parts += self.workers.map(self._pair_calls(iteration, n, n + extra, cap))
             n += extra
             lengths = np.concatenate([p["lengths"] for p in parts])
-        return parts
+        return parts, evaluation
 
     def _episode_cap(self) -> int | None:
         """This iteration's adaptive episode cap (paper section 2.1): ``episode_cap_factor`` times the
         previous iteration's mean training episode length, or None (off, or the first iteration)."""
-        factor, previous = self.config.episode_cap_factor, self.rows[-1].get("length_mean", np.nan)
+        factor, previous = self.config.episode_cap_factor, self.pending.get("length_mean", np.nan)
         return None if factor is None or np.isnan(previous) else math.ceil(factor * previous)
 
-    def _evaluate_pairs(self, iteration, start, stop, cap):
+    def _pair_calls(self, iteration, start, stop, cap):
         ranges = chunks(start, stop, self.workers.count(), self.chunk_pairs)
-        return self.workers.map([(evaluate_pairs, iteration, a, b, cap) for a, b in ranges])
+        return [(evaluate_pairs, iteration, a, b, cap) for a, b in ranges]
 
     def _evaluate(self, iteration):
-        episodes = range(self.config.eval_episodes)
-        if not episodes:
-            return {"eval_return_mean": np.nan, "eval_return_std": np.nan, "eval_length_mean": np.nan}
-        res = np.concatenate(self.workers.map([(evaluate_policy, iteration, [e]) for e in episodes]))
-        return {"eval_return_mean": res[:, 0].mean(), "eval_return_std": res[:, 0].std(),
-                "eval_length_mean": res[:, 1].mean()}
+        """The evaluation of the parameters of version ``iteration``, in a round of its own."""
+        return _evaluation(self.workers.map([(evaluate_policy, iteration, [e])
+                                             for e in range(self.config.eval_episodes)]))
 
-    def _done(self):
+    def _budget_spent(self):
         c = self.config
         return ((c.iterations is not None and self.iteration >= c.iterations)
-                or (c.timesteps is not None and self.timesteps >= c.timesteps)
-                or (c.target_return is not None and self.rows[-1]["eval_return_mean"] >= c.target_return))
+                or (c.timesteps is not None and self.timesteps >= c.timesteps))
+
+    def _target_reached(self):
+        target = self.config.target_return
+        return target is not None and self.rows[-1]["eval_return_mean"] >= target
 
     # -- state and outputs ---------------------------------------------------------------
     def _checkpoint(self):
         state = asdict(self.es.state())
         scalars = {"adam_t": state.pop("adam_t"), "iteration": self.iteration, "timesteps": self.timesteps,
-                   "episodes": self.episodes, "wall_time_s": self.wall_time_s, "rows": self.rows}
+                   "episodes": self.episodes, "wall_time_s": self.wall_time_s, "rows": self.rows,
+                   "pending": self.pending}
         if self.obstat is not None:
             state |= {"obs_sum": self.obstat.sum, "obs_sumsq": self.obstat.sumsq}
             scalars["obs_count"] = self.obstat.count
@@ -198,10 +216,15 @@ class Trainer:
         self.es = OpenES.from_state(state, self.noise, c.stepsize, c.l2coeff)
         if self.obstat is not None:
             self.obstat = ObsStats.from_sums(arrays["obs_sum"], arrays["obs_sumsq"], scalars["obs_count"])
-        for key in ("iteration", "timesteps", "episodes", "wall_time_s", "rows"):
+        for key in ("iteration", "timesteps", "episodes", "wall_time_s", "rows", "pending"):
             setattr(self, key, scalars[key])
+        if self.pending is not None and self.rows[-1]["iteration"] == self.iteration:
+            self.rows.pop()  # a finished run's last row: made again by the next round
 
-    def _record(self, row, seconds):
+    def _record(self, row):
+        """Append the current parameters' row; its time is the run's time since the last row."""
+        now = time.perf_counter()
+        seconds, self._since = now - self._since, now
         self.wall_time_s += seconds
         self.rows.append({"iteration": self.iteration, "timesteps": self.timesteps, "episodes": self.episodes,
                           "wall_time_s": self.wall_time_s, "iteration_time_s": seconds, **row})
@@ -220,6 +243,15 @@ class Trainer:
             kind = {"obs_mean": self.obstat.mean, "obs_std": self.obstat.std, "hidden": np.array(p.hidden),
                     "action_bins": np.array(p.action_bins)}
         write_npz(self.out_dir / "policy.npz", theta=self.es.theta, env_id=np.array(self.config.env_id), **kind)
+
+def _evaluation(results: list) -> dict:
+    """The evaluation columns of a row from ``evaluate_policy`` results (one per episode)."""
+    if not results:
+        return {"eval_return_mean": np.nan, "eval_return_std": np.nan, "eval_length_mean": np.nan}
+    res = np.concatenate(results)
+    return {"eval_return_mean": res[:, 0].mean(), "eval_return_std": res[:, 0].std(),
+            "eval_length_mean": res[:, 1].mean()}
+
 
 def train(config: RunConfig, out_dir, workers=1, scheduler=None, chunk_pairs=None, log=print, cluster=None) -> dict:
     """Run ES for ``config`` on a new local cluster of ``workers`` processes (or on ``scheduler``,

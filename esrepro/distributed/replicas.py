@@ -15,11 +15,12 @@ moves to the next one. The workers' side is ``resolve``, called by every task.
 
 import pickle
 import threading
+import uuid
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from distributed import get_worker
+from distributed import get_worker, wait
 
 from esrepro.errors import RunFailed
 from esrepro.es.obstat import ObsStats
@@ -197,6 +198,7 @@ class Workers:
         self._payload_future = None
         self._reference = None if reference is None else client.scatter(reference, broadcast=True, hash=False)
         self.bytes_to_workers = self.bytes_from_workers = self.bytes_full_state = 0
+        self._config_bytes = _nbytes(config)
 
     def count(self) -> int:
         """Workers in the cluster now (at least 1)."""
@@ -209,8 +211,9 @@ class Workers:
 
     def map(self, calls: list[tuple]) -> list:
         """Results of ``calls`` [(task, *args)], in order; every task gets the run config, the VBN
-        reference batch and the payload of the current version before its own args. Workers that
-        answer stale get the full state, and their calls run again.
+        reference batch and the payload of the current version before its own args. The calls go
+        to the scheduler as one graph (one message, not one per task). Workers that answer stale
+        get the full state, and their calls run again.
 
         Raises
         ------
@@ -219,9 +222,9 @@ class Workers:
         """
         results, todo = [None] * len(calls), list(range(len(calls)))
         for _ in range(MAX_STALE_ROUNDS + 1):
-            futures = [self.client.submit(calls[i][0], self.config, self._reference, self._payload(),
-                                          *calls[i][1:], pure=False) for i in todo]
-            self.bytes_to_workers += sum(_nbytes((self.config, *calls[i][1:])) for i in todo)
+            futures = self.client.map(_call, [calls[i] for i in todo], config=self.config, reference=self._reference,
+                                      payload=self._payload(), key=[_key(calls[i][0]) for i in todo])
+            self.bytes_to_workers += sum(self._config_bytes + _nbytes(calls[i][1:]) for i in todo)
             stale = set()
             for i, result in zip(todo, self.client.gather(futures)):
                 self.bytes_from_workers += _nbytes(result)
@@ -260,19 +263,38 @@ class Workers:
             self.bytes_to_workers += _nbytes(payload) * self.count()  # each worker fetches it once
         return self._payload_future
 
+    def send_state(self) -> None:
+        """Install the full state on every worker now (scalar mode; a run's start), so that the
+        first iteration finds current replicas instead of answering stale."""
+        if self.config.scalar:
+            self._send_state(self.client.scheduler_info(n_workers=-1)["workers"])
+
     def _send_state(self, workers):
-        """Install the full state on ``workers`` (each joined or restarted). A worker that dies
-        meanwhile is skipped: its tasks run elsewhere, and any stale answer comes back."""
+        """Install the full state on ``workers`` (each joined or restarted), all at once: the state
+        is scattered once and each worker fetches it (from the master or a peer) for a load task
+        pinned to it. A worker that dies meanwhile is skipped: its tasks run elsewhere, and any
+        stale answer comes back."""
         obstat = self.obstat
         state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
                           self.config.stepsize, self.config.l2coeff)
-        for worker in sorted(workers):
-            self.bytes_full_state += _nbytes(state)
-            try:
-                [data] = self.client.scatter([state], workers=[worker], hash=False)
-                self.client.submit(load_replica, self.config, self.run_key, data, workers=[worker],
-                                   allow_other_workers=True, pure=False).result(timeout=60)
-            except Exception as e:  # the worker left (lost data, no valid workers, timeout)
-                self.log(f"could not send the full state to {worker} ({type(e).__name__}); it left the cluster?")
-                continue
-            self.log(f"sent the full state (version {self.version}) to {worker}")
+        workers = sorted(workers)
+        self.bytes_full_state += _nbytes(state) * len(workers)
+        [data] = self.client.scatter([state], hash=False)
+        loads = {self.client.submit(load_replica, self.config, self.run_key, data, workers=[w], pure=False): w
+                 for w in workers}
+        done, not_done = wait(list(loads), timeout=60)
+        self.client.cancel(list(not_done))
+        for future in not_done | {f for f in done if f.status != "finished"}:
+            self.log(f"could not send the full state to {loads[future]}; it left the cluster?")
+        self.log(f"sent the full state (version {self.version}) to {len(workers) - len(not_done)} workers")
+
+
+def _key(task) -> str:
+    """A unique task key named after ``task`` (the dashboard and the tests see what runs)."""
+    return f"{task.__name__}-{uuid.uuid4().hex}"
+
+
+def _call(call: tuple, config: RunConfig, reference, payload):
+    """Run ``call`` = (task, *args) as ``task(config, reference, payload, *args)`` (``Workers.map``)."""
+    task, *args = call
+    return task(config, reference, payload, *args)

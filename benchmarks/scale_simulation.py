@@ -1,0 +1,312 @@
+"""Parallel efficiency of the ES master at 18 ... 1,440 workers, with simulated rollouts.
+
+What is real: the master (``esrepro.train.Trainer``: chunking, the replica protocol, the update on the
+paper's 1 GB noise table, progress rows), the Dask client, and a Dask scheduler in its own process,
+talking over TCP to N real ``distributed.Worker`` s. What is simulated: the work inside each task. A
+simulated worker sleeps for its episodes instead of stepping them: episode lengths are drawn from the
+lengths recorded in a real Humanoid-v5 ES run (``record_episode_lengths.py``: 256-256 policy), each
+step costs the seconds per step measured there, and the adaptive episode cap, if on, cuts them as it
+would cut real episodes. A worker that brings its replica up to date (scalar communication) sleeps
+for the time the update takes (measured here, on the paper's batch and parameter count).
+
+The simulated workers share ``--processes`` processes (many Dask workers per process), so their own
+CPU (receiving tasks, sending results: in a real cluster spread over N cores) competes with the
+master and the scheduler for this machine's cores: the script prints that CPU too. Left out: network
+latency and bandwidth between hosts, worker start-up, observation statistics (no rollout records
+them), and the variance of a real machine's step times.
+
+For each N it prints the median time per iteration over the steady iterations, the ideal time (the
+rollout work of the iteration, sleeps included, divided by N), the efficiency (ideal / measured) and
+the CPU seconds per iteration of the master, the scheduler and the simulated workers; it appends the
+rows to ``--csv`` and ends with one ``SUMMARY`` line for the largest N.
+
+    .venv/bin/python benchmarks/scale_simulation.py                      # N = 18 144 720 1440
+    .venv/bin/python benchmarks/scale_simulation.py --workers 18 144 --iterations 3
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
+
+
+# -- the simulated workers (run in the worker host processes) ----------------------------------------
+class Simulation:
+    """What a simulated episode costs: lengths drawn from one recorded iteration's lengths."""
+
+    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float, scale: float):
+        self.lengths, self.step_s, self.update_s, self.scale = lengths, step_s, update_s, scale
+
+    def episode_lengths(self, key: tuple, count: int, cap: int | None, limit: int) -> np.ndarray:
+        """Lengths of ``count`` episodes, deterministic in ``key``: recorded lengths times ``scale``,
+        at most the env's ``limit`` and the adaptive ``cap``."""
+        rng = np.random.default_rng(key)
+        lengths = np.minimum(np.rint(rng.choice(self.lengths, count) * self.scale).astype(np.int64), limit)
+        return lengths if cap is None else np.minimum(lengths, cap)
+
+
+SIM: Simulation | None = None
+_VERSIONS: dict = {}  # worker address -> replica version (scalar mode)
+
+
+def _sim_resolve(payload) -> bool:
+    """The replica protocol as ``replicas.resolve`` runs it, with the update replaced by a sleep;
+    False if the worker must answer stale."""
+    from distributed import get_worker
+
+    from esrepro.distributed.replicas import Sync
+
+    if not isinstance(payload, Sync):
+        return True
+    address = get_worker().address
+    version = _VERSIONS.get(address)
+    if version is None:
+        return False
+    if version == payload.version - 1 and payload.update is not None:
+        time.sleep(SIM.update_s)
+        _VERSIONS[address] = version = payload.version
+    return version == payload.version
+
+
+def sim_evaluate_pairs(config, reference, payload, iteration, start, stop, max_steps=None):
+    from esrepro.distributed.replicas import stale_answer
+
+    if not _sim_resolve(payload):
+        return stale_answer()
+    n = stop - start
+    lengths = SIM.episode_lengths((config.seed, iteration, start, stop), 2 * n, max_steps, LIMIT)
+    time.sleep(lengths.sum() * SIM.step_s)
+    rng = np.random.default_rng((config.seed, iteration, start, stop, 1))
+    return {"noise_indices": rng.integers(0, config.noise_table_size - 200_000, n),
+            "returns": rng.normal(size=(n, 2)), "lengths": lengths.reshape(n, 2), "obs": []}
+
+
+def sim_evaluate_policy(config, reference, payload, iteration, episodes):
+    from esrepro.distributed.replicas import stale_answer
+
+    if not _sim_resolve(payload):
+        return stale_answer()
+    lengths = SIM.episode_lengths((config.seed, iteration, *episodes), len(episodes), None, LIMIT)
+    time.sleep(lengths.sum() * SIM.step_s)
+    return np.stack([np.zeros(len(episodes)), lengths], axis=1).astype(np.float64)
+
+
+def sim_load_replica(config, run_key, state):
+    from distributed import get_worker
+
+    _VERSIONS[get_worker().address] = state.version
+    return get_worker().address
+
+
+LIMIT = 1000  # Humanoid-v5's TimeLimit
+
+
+def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
+    """A process holding ``count`` simulated Dask workers (one thread each) until killed."""
+    global SIM
+    import dask
+    from distributed import Worker
+
+    import esrepro.distributed.replicas as replicas
+    import esrepro.distributed.tasks as tasks
+
+    SIM = Simulation(np.load(sim["lengths"])[sim["stage"]], sim["step_s"], sim["update_s"], sim["scale"])
+    tasks.evaluate_pairs, tasks.evaluate_policy = sim_evaluate_pairs, sim_evaluate_policy
+    replicas.load_replica = sim_load_replica
+    tasks.NoiseTablePlugin.setup = lambda self, worker: None  # simulated workers read no noise
+
+    # Each worker's periodic work (the statistical profiler every 10 ms, the event-loop tick every 20 ms,
+    # the system monitor) would
+    # cost every simulated worker a real worker's CPU on this machine's few cores.
+    dask.config.set({"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "1h",
+                     "distributed.admin.tick.interval": "1s"})
+
+    async def run():
+        workers = [Worker(scheduler_file=scheduler_file, nthreads=1, host="127.0.0.1", dashboard=False,
+                          memory_limit=0, validate=False) for _ in range(count)]
+        await asyncio.gather(*workers)
+        Path(ready).touch()
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+# -- the master side -----------------------------------------------------------------------------------
+def step_seconds(env_id: str, episodes: int = 16) -> float:
+    """Seconds per env step of a worker's rollouts here (``esrepro.rollout.rollouts``, 256-256
+    policy, 8 episodes side by side, action noise and observation normalization as in training)."""
+    from esrepro.envs.mujoco import MujocoParams, make_env, make_policy
+    from esrepro.rollout import rollouts
+
+    envs = [make_env(env_id) for _ in range(8)]
+    policy = make_policy(envs[0], MujocoParams((256, 256), 0, 0.01, 0.01))
+    rng = np.random.default_rng(0)
+    theta = policy.init_params(rng)
+    policy.set_params(np.stack([theta + 0.02 * rng.standard_normal(theta.size, dtype=np.float32) for _ in envs]))
+    dim = envs[0].observation_space.shape[0]
+    mean, std, steps, t0 = np.zeros(dim, np.float32), np.ones(dim, np.float32), 0, time.perf_counter()
+    for a in range(0, episodes, len(envs)):
+        done = rollouts(envs, policy, mean, std, range(a, a + len(envs)), 0.01,
+                        [np.random.default_rng(a + i) for i in range(len(envs))])
+        steps += sum(ep.length for ep in done)
+    return (time.perf_counter() - t0) / steps
+
+
+def update_seconds(pairs: int, num_params: int) -> float:
+    """Seconds one replica update takes here: ``OpenES.tell`` on ``pairs`` pairs of the paper's table."""
+    from esrepro.es.noise import PAPER_SEED, PAPER_SIZE, NoiseTable
+    from esrepro.es.strategy import OpenES
+
+    noise = NoiseTable(PAPER_SIZE, PAPER_SEED)
+    es = OpenES(np.zeros(num_params, np.float32), noise, 0.01, 0.005)
+    rng = np.random.default_rng(0)
+    indices, returns = rng.integers(0, PAPER_SIZE - num_params, pairs), rng.normal(size=(pairs, 2))
+    es.tell(indices, returns)  # warm the pages
+    t0 = time.perf_counter()
+    es.tell(indices, returns)
+    return time.perf_counter() - t0
+
+
+class CPU:
+    """CPU seconds of processes since the last ``take``."""
+
+    def __init__(self, pids):
+        self.procs = [psutil.Process(p) for p in pids]
+        self.last = self._now()
+
+    def _now(self):
+        return sum(sum(p.cpu_times()[:2]) for p in self.procs)
+
+    def take(self) -> float:
+        now = self._now()
+        spent, self.last = now - self.last, now
+        return spent
+
+
+def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
+    from distributed import Client
+
+    from esrepro.run_config import RunConfig
+    from esrepro.train import Trainer
+
+    tmp = Path(tempfile.mkdtemp(prefix="esrepro-sim-"))
+    scheduler_file = tmp / "scheduler.json"
+    env = os.environ | {"DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": os.environ.get("STEALING", "True")}
+    scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    hosts = []
+    try:
+        while not scheduler_file.exists():
+            time.sleep(0.1)
+        per_host = [n_workers // args.processes + (i < n_workers % args.processes) for i in range(args.processes)]
+        for i, count in enumerate(c for c in per_host if c):
+            ready = tmp / f"ready{i}"
+            code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import scale_simulation as s; "
+                    f"s.worker_host({str(scheduler_file)!r}, {count}, json.loads({json.dumps(sim)!r}), {str(ready)!r})")
+            hosts.append((subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL), ready))
+        with Client(scheduler_file=str(scheduler_file)) as client:
+            client.wait_for_workers(n_workers, timeout=600)
+            config = RunConfig.from_params(args.env, 0, params)
+            trainer = Trainer(config, tmp / "run", log=lambda line: None)
+            trainer.connect(client)
+            cpu = {"master": CPU([os.getpid()]), "scheduler": CPU([scheduler.pid]),
+                   "workers": CPU([h.pid for h, _ in hosts])}
+            rows = []
+            for i in range(args.iterations + 1):
+                for c in cpu.values():
+                    c.take()
+                trainer.step()
+                # the round: the new iteration's pairs and the evaluation of the parameters they perturb
+                row, pairs = trainer.rows[-1], trainer.pending
+                work = pairs["pairs"] * 2 * pairs["length_mean"] + config.eval_episodes * row["eval_length_mean"]
+                rows.append({"iteration_s": row["iteration_time_s"], "ideal_s": work * sim["step_s"] / n_workers,
+                             **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}})
+                print(f"  N={n_workers} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
+                      f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}",
+                      flush=True)
+            trainer.workers.close()
+        steady = rows[1:]  # the first round starts the workers' envs and caches
+        out = {k: float(np.median([r[k] for r in steady])) for k in steady[0]}
+        return out | {"workers": n_workers, "efficiency": out["ideal_s"] / out["iteration_s"]}
+    finally:
+        for h, _ in hosts:
+            h.kill()
+        scheduler.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[18, 144, 720, 1440])
+    ap.add_argument("--iterations", type=int, default=4, help="steady iterations per N (after one warm-up)")
+    ap.add_argument("--processes", type=int, default=4, help="processes holding the simulated workers")
+    ap.add_argument("--env", default="Humanoid-v5")
+    ap.add_argument("--lengths", default=str(LENGTHS), help="npz of record_episode_lengths.py")
+    ap.add_argument("--stage", default="last", help="recorded iteration to draw lengths from (or 'last')")
+    ap.add_argument("--length-scale", type=float, default=1.0,
+                    help="multiply the recorded lengths (capped at the env's 1,000 steps): later training")
+    ap.add_argument("--pairs", type=int, default=5000, help="pairs per iteration (paper: 10,000 episodes)")
+    ap.add_argument("--min-timesteps", type=int, default=100_000)
+    ap.add_argument("--episode-cap-factor", type=float, default=None)
+    ap.add_argument("--communication", default="scalar", choices=["scalar", "broadcast"])
+    ap.add_argument("--scheme", default="current", help="a label for the csv rows")
+    ap.add_argument("--csv", default=None, help="append the rows to this csv")
+    args = ap.parse_args()
+
+    recorded = np.load(args.lengths)
+    stages = sorted((k for k in recorded.files if k.startswith("lengths_")), key=lambda k: int(k.split("_")[1]))
+    stage = stages[-1] if args.stage == "last" else f"lengths_{args.stage}"
+    step_s = step_seconds(args.env)
+    params = {"hidden": [256, 256], "pairs_per_iteration": args.pairs, "min_timesteps_per_iteration":
+              args.min_timesteps, "noise_table_size": 250_000_000, "eval_episodes": 10, "iterations": 10**6,
+              "communication": args.communication, "episode_cap_factor": args.episode_cap_factor}
+    from esrepro.config import run_params
+    params = run_params(None, args.env, overrides=params)
+    num_params = 348 * 256 + 256 + 256 * 256 + 256 + 256 * 17 + 17
+    update_s = update_seconds(args.pairs, num_params) if args.communication == "scalar" else 0.0
+    sim = {"lengths": args.lengths, "stage": stage, "step_s": step_s, "update_s": update_s,
+           "scale": args.length_scale}
+    lengths = np.minimum(recorded[stage] * args.length_scale, LIMIT)
+    print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
+          f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s; "
+          f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")
+    results = []
+    for n in args.workers:
+        results.append(simulate(n, args, sim, params))
+    print("\n| N | iteration s | ideal s | efficiency | master CPU s | scheduler CPU s | workers' CPU s |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['workers']} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
+              f"| {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} |")
+    if args.csv:
+        path, fields = Path(args.csv), ["scheme", "episode_cap", "communication", "length_scale", "workers",
+                                         "iteration_s", "ideal_s", "efficiency", "master_cpu_s",
+                                         "scheduler_cpu_s", "workers_cpu_s"]
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            for r in results:
+                w.writerow(r | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
+                                "communication": args.communication, "length_scale": args.length_scale})
+    last = results[-1]
+    print(f"SUMMARY efficiency at N={last['workers']}: {last['efficiency']:.2f} (target >= 0.9, paper 0.82): "
+          f"{'met' if last['efficiency'] >= 0.9 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
