@@ -170,7 +170,7 @@ def update_seconds(pairs: int, num_params: int) -> float:
     from esrepro.es.strategy import OpenES
 
     noise = NoiseTable(PAPER_SIZE, PAPER_SEED)
-    es = OpenES(np.zeros(num_params, np.float32), noise, 0.01, 0.005)
+    es = OpenES(np.ones(num_params, np.float32), noise, 0.01, 0.005)
     rng = np.random.default_rng(0)
     indices, returns = rng.integers(0, PAPER_SIZE - num_params, pairs), rng.normal(size=(pairs, 2))
     es.tell(indices, returns)  # warm the pages
@@ -235,7 +235,7 @@ def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
                 work = pairs["pairs"] * 2 * pairs["length_mean"] + config.eval_episodes * row["eval_length_mean"]
                 rows.append({"iteration_s": row["iteration_time_s"], "ideal_s": work * sim["step_s"] / n_workers,
                              **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}})
-                print(f"  N={n_workers} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
+                print(f"N={n_workers} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
                       f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}",
                       flush=True)
             trainer.workers.close()
@@ -283,26 +283,25 @@ def main():
     print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
           f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s; "
           f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")
-    results = []
-    for n in args.workers:
-        results.append(simulate(n, args, sim, params))
-    print("\n| N | iteration s | ideal s | efficiency | master CPU s | scheduler CPU s | workers' CPU s |")
+    fields = ["scheme", "episode_cap", "communication", "length_scale", "workers", "iteration_s", "ideal_s",
+              "efficiency", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s"]
+    print("| N | iteration s | ideal s | efficiency | master CPU s | scheduler CPU s | workers' CPU s |")
     print("|---|---|---|---|---|---|---|")
-    for r in results:
+    results = []
+    for n in args.workers:  # each row printed and saved as soon as it is measured
+        r = simulate(n, args, sim, params) | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
+                                              "communication": args.communication, "length_scale": args.length_scale}
+        results.append(r)
         print(f"| {r['workers']} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
-              f"| {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} |")
-    if args.csv:
-        path, fields = Path(args.csv), ["scheme", "episode_cap", "communication", "length_scale", "workers",
-                                         "iteration_s", "ideal_s", "efficiency", "master_cpu_s",
-                                         "scheduler_cpu_s", "workers_cpu_s"]
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            w = csv.DictWriter(f, fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            for r in results:
-                w.writerow(r | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
-                                "communication": args.communication, "length_scale": args.length_scale})
+              f"| {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} |", flush=True)
+        if args.csv:
+            path = Path(args.csv)
+            new = not path.exists()
+            with path.open("a", newline="") as f:
+                w = csv.DictWriter(f, fields, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerow(r)
     last = results[-1]
     print(f"SUMMARY efficiency at N={last['workers']}: {last['efficiency']:.2f} (target >= 0.9, paper 0.82): "
           f"{'met' if last['efficiency'] >= 0.9 else 'MISSED'}")
