@@ -123,9 +123,9 @@ class Trainer:
             self.step()
             if self.iteration % self.config.checkpoint_every == 0:
                 self._checkpoint()
-        if self.pending is not None:  # the last parameters' evaluation, alone; the checkpoint keeps
-            self._record(self.pending | self._evaluate(self.iteration))  # the row pending, for a
-        self._checkpoint()  # larger budget to continue from
+        if self.pending is not None:  # the last parameters' evaluation, in a round of its own
+            self._record(self.pending | self._evaluate(self.iteration))
+        self._checkpoint()  # keeps the last row pending too: a larger budget continues from here
         self._save_policy()
         self.workers.close()
         final, iterations = self.rows[-1], max(1, self.iteration - first_iteration)
@@ -243,6 +243,7 @@ class Trainer:
             kind = {"obs_mean": self.obstat.mean, "obs_std": self.obstat.std, "hidden": np.array(p.hidden),
                     "action_bins": np.array(p.action_bins)}
         write_npz(self.out_dir / "policy.npz", theta=self.es.theta, env_id=np.array(self.config.env_id), **kind)
+
 
 def _evaluation(results: list) -> dict:
     """The evaluation columns of a row from ``evaluate_policy`` results (one per episode)."""

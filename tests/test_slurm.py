@@ -222,7 +222,7 @@ def test_smoke_grid_through_profile(tmp_path, smoke_run):
     assert {(job["State"], job["Account"], job["Partition"]) for job in jobs} == {("COMPLETED", ACCOUNT, PARTITION)}
     cpus = {(rule, job["NCPUS"], job["Timelimit"]) for rule, job in zip(rules, jobs)}
     assert {("es_train", "2", "12:00:00"), ("es_atari", "2", "1-00:00:00"), ("trpo_train", "1", "1-00:00:00"),
-            ("scaling_run", "1", "00:30:00"), ("scaling_run", "2", "00:30:00"),
+            ("scaling_run", "1", "1-00:00:00"), ("scaling_run", "2", "1-00:00:00"),
             ("mujoco_tables", "1", "00:10:00")} <= cpus, cpus
 
     # The same results as the local run: every run's progress.csv but its time columns, every ES

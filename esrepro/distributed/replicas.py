@@ -284,9 +284,10 @@ class Workers:
                  for w in workers}
         done, not_done = wait(list(loads), timeout=60)
         self.client.cancel(list(not_done))
-        for future in not_done | {f for f in done if f.status != "finished"}:
+        failed = not_done | {f for f in done if f.status != "finished"}
+        for future in failed:
             self.log(f"could not send the full state to {loads[future]}; it left the cluster?")
-        self.log(f"sent the full state (version {self.version}) to {len(workers) - len(not_done)} workers")
+        self.log(f"sent the full state (version {self.version}) to {len(workers) - len(failed)} workers")
 
 
 def _key(task) -> str:
