@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import psutil
 
@@ -46,14 +47,14 @@ LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
 class Simulation:
     """What a simulated episode costs: lengths drawn from one recorded iteration's lengths."""
 
-    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float, scale: float):
-        self.lengths, self.step_s, self.update_s, self.scale = lengths, step_s, update_s, scale
+    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float, scale: float, limit: int):
+        self.lengths, self.step_s, self.update_s, self.scale, self.limit = lengths, step_s, update_s, scale, limit
 
-    def episode_lengths(self, key: tuple, count: int, cap: int | None, limit: int) -> np.ndarray:
+    def episode_lengths(self, key: tuple, count: int, cap: int | None) -> np.ndarray:
         """Lengths of ``count`` episodes, deterministic in ``key``: recorded lengths times ``scale``,
-        at most the env's ``limit`` and the adaptive ``cap``."""
+        at most the env's ``limit`` (its TimeLimit) and the adaptive ``cap``."""
         rng = np.random.default_rng(key)
-        lengths = np.minimum(np.rint(rng.choice(self.lengths, count) * self.scale).astype(np.int64), limit)
+        lengths = np.minimum(np.rint(rng.choice(self.lengths, count) * self.scale).astype(np.int64), self.limit)
         return lengths if cap is None else np.minimum(lengths, cap)
 
 
@@ -86,7 +87,7 @@ def sim_evaluate_pairs(config, reference, payload, iteration, start, stop, max_s
     if not _sim_resolve(payload):
         return stale_answer()
     n = stop - start
-    lengths = SIM.episode_lengths((config.seed, iteration, start, stop), 2 * n, max_steps, LIMIT)
+    lengths = SIM.episode_lengths((config.seed, iteration, start, stop), 2 * n, max_steps)
     time.sleep(lengths.sum() * SIM.step_s)
     rng = np.random.default_rng((config.seed, iteration, start, stop, 1))
     return {"noise_indices": rng.integers(0, config.noise_table_size - 200_000, n),
@@ -98,7 +99,7 @@ def sim_evaluate_policy(config, reference, payload, iteration, episodes):
 
     if not _sim_resolve(payload):
         return stale_answer()
-    lengths = SIM.episode_lengths((config.seed, iteration, *episodes), len(episodes), None, LIMIT)
+    lengths = SIM.episode_lengths((config.seed, iteration, *episodes), len(episodes), None)
     time.sleep(lengths.sum() * SIM.step_s)
     return np.stack([np.zeros(len(episodes)), lengths], axis=1).astype(np.float64)
 
@@ -110,9 +111,6 @@ def sim_load_replica(config, run_key, state):
     return get_worker().address
 
 
-LIMIT = 1000  # Humanoid-v5's TimeLimit
-
-
 def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
     """A process holding ``count`` simulated Dask workers (one thread each) until killed."""
     global SIM
@@ -122,7 +120,8 @@ def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
     import esrepro.distributed.replicas as replicas
     import esrepro.distributed.tasks as tasks
 
-    SIM = Simulation(np.load(sim["lengths"])[sim["stage"]], sim["step_s"], sim["update_s"], sim["scale"])
+    SIM = Simulation(np.load(sim["lengths"])[sim["stage"]], sim["step_s"], sim["update_s"], sim["scale"],
+                     sim["limit"])
     tasks.evaluate_pairs, tasks.evaluate_policy = sim_evaluate_pairs, sim_evaluate_policy
     replicas.load_replica = sim_load_replica
     tasks.NoiseTablePlugin.setup = lambda self, worker: None  # simulated workers read no noise
@@ -144,9 +143,10 @@ def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
 
 
 # -- the master side -----------------------------------------------------------------------------------
-def step_seconds(env_id: str, episodes: int = 16) -> float:
+def step_seconds(env_id: str, episodes: int = 16) -> tuple[float, int]:
     """Seconds per env step of a worker's rollouts here (``esrepro.rollout.rollouts``, 256-256
-    policy, 8 episodes side by side, action noise and observation normalization as in training)."""
+    policy, 8 episodes side by side, action noise and observation normalization as in training),
+    and the policy's parameter count."""
     from esrepro.envs.mujoco import MujocoParams, make_env, make_policy
     from esrepro.rollout import rollouts
 
@@ -161,7 +161,7 @@ def step_seconds(env_id: str, episodes: int = 16) -> float:
         done = rollouts(envs, policy, mean, std, range(a, a + len(envs)), 0.01,
                         [np.random.default_rng(a + i) for i in range(len(envs))])
         steps += sum(ep.length for ep in done)
-    return (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / steps, policy.num_params
 
 
 def update_seconds(pairs: int, num_params: int) -> float:
@@ -269,17 +269,17 @@ def main():
     recorded = np.load(args.lengths)
     stages = sorted((k for k in recorded.files if k.startswith("lengths_")), key=lambda k: int(k.split("_")[1]))
     stage = stages[-1] if args.stage == "last" else f"lengths_{args.stage}"
-    step_s = step_seconds(args.env)
+    step_s, num_params = step_seconds(args.env)
+    limit = gym.spec(args.env).max_episode_steps
     params = {"hidden": [256, 256], "pairs_per_iteration": args.pairs, "min_timesteps_per_iteration":
               args.min_timesteps, "noise_table_size": 250_000_000, "eval_episodes": 10, "iterations": 10**6,
               "communication": args.communication, "episode_cap_factor": args.episode_cap_factor}
     from esrepro.config import run_params
     params = run_params(None, args.env, overrides=params)
-    num_params = 348 * 256 + 256 + 256 * 256 + 256 + 256 * 17 + 17
     update_s = update_seconds(args.pairs, num_params) if args.communication == "scalar" else 0.0
     sim = {"lengths": args.lengths, "stage": stage, "step_s": step_s, "update_s": update_s,
-           "scale": args.length_scale}
-    lengths = np.minimum(recorded[stage] * args.length_scale, LIMIT)
+           "scale": args.length_scale, "limit": limit}
+    lengths = np.minimum(recorded[stage] * args.length_scale, limit)
     print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
           f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s; "
           f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")

@@ -127,9 +127,16 @@ def test_workflow_rejects_bad_config_before_any_job(case, tmp_path):
 @pytest.mark.parametrize("case", CASES)
 def test_cli_rejects_bad_config_file(case, tmp_path, monkeypatch, capsys):
     config, expected = CASES[case]
+    _assert_config_refused(config, ["train", "--env", "InvertedPendulum-v5"], expected, tmp_path, monkeypatch,
+                           capsys)
+
+
+def _assert_config_refused(config, command, expected, tmp_path, monkeypatch, capsys):
+    """``command --seed 0 --config bad.yaml`` with ``config`` in bad.yaml exits 2 with one error line
+    holding every text of ``expected``, and writes nothing."""
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.chdir(tmp_path)
-    assert _exit_code(["train", "--env", "InvertedPendulum-v5", "--seed", "0", "--config", "bad.yaml"]) == 2
+    assert _exit_code([*command, "--seed", "0", "--config", "bad.yaml"]) == 2
     line = _one_error_line(capsys.readouterr().err)
     for text in expected:
         assert text in line
@@ -150,13 +157,7 @@ TRPO_PRESET_CASES = {
 @pytest.mark.parametrize("case", TRPO_PRESET_CASES)
 def test_trpo_cli_needs_one_preset(case, tmp_path, monkeypatch, capsys):
     section, expected = TRPO_PRESET_CASES[case]
-    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"trpo": section}))
-    monkeypatch.chdir(tmp_path)
-    assert _exit_code(["trpo", "--env", "Swimmer-v5", "--seed", "0", "--config", "bad.yaml"]) == 2
-    line = _one_error_line(capsys.readouterr().err)
-    for text in expected:
-        assert text in line
-    assert list(tmp_path.iterdir()) == [tmp_path / "bad.yaml"]
+    _assert_config_refused({"trpo": section}, ["trpo", "--env", "Swimmer-v5"], expected, tmp_path, monkeypatch, capsys)
 
 
 def test_workflow_rejects_presets_beside_a_preset_key(tmp_path):
