@@ -4,9 +4,9 @@
 #
 # Where a run's workers are follows the scaling section's `cluster` key (docs/cluster.md, "The
 # scaling grid on Slurm"):
-# - absent: a local cluster of as many workers as the count; the job takes as many threads, so
-#   Snakemake never gives it fewer cores than workers (other jobs may still share the machine:
-#   run `snakemake fig1_scaling` alone for clean timings);
+# - absent: a local cluster of as many workers as the count; the job takes every core Snakemake
+#   has, so no other job shares the machine while it is timed (the 1-worker run leaves cores idle:
+#   its time is the experiment, as on the paper's dedicated cores);
 # - a cluster file of kind slurm or pbs: a template; every run submits batch jobs of exactly its
 #   worker count (`train --cluster-workers N`: N / cores jobs, or one job of N cores below cores),
 #   the job itself (ES master and Dask scheduler) takes one core;

@@ -38,8 +38,9 @@ SCALING_RESOURCES = (
 
 
 def scaling_threads(wildcards):
-    """Cores of a scaling job: its workers for a local cluster, else one (the ES master)."""
-    return int(wildcards.workers) if SCALING_CLUSTER is None else 1
+    """Cores of a scaling job: for a local cluster every core Snakemake has (at least its workers),
+    so that no other job shares the machine while it is timed; else one (the ES master)."""
+    return max(int(wildcards.workers), workflow.cores) if SCALING_CLUSTER is None else 1
 
 
 def scaling_command(wildcards, resources):
