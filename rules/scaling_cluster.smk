@@ -1,5 +1,7 @@
 # Where the scaling runs' workers are (rules/scaling.smk): the scaling section's `cluster` key,
 # checked before any job starts, and the threads, resources and options of each run.
+import os
+
 from esrepro.distributed.cluster import SINGLE_THREAD_ENV, cluster_of_size, load_cluster
 
 
@@ -38,9 +40,13 @@ SCALING_RESOURCES = (
 
 
 def scaling_threads(wildcards):
-    """Cores of a scaling job: for a local cluster every core Snakemake has (at least its workers),
-    so that no other job shares the machine while it is timed; else one (the ES master)."""
-    return max(int(wildcards.workers), workflow.cores) if SCALING_CLUSTER is None else 1
+    """Cores of a scaling job. With a cluster template: one (the ES master). Else its local cluster's
+    workers; when Snakemake runs the job on this machine, every core (Snakemake caps threads at
+    --cores), so that no other job shares the machine while it is timed."""
+    if SCALING_CLUSTER is not None:
+        return 1
+    workers = int(wildcards.workers)
+    return max(workers, os.cpu_count()) if workflow.local_exec else workers
 
 
 def scaling_command(wildcards, resources):

@@ -139,19 +139,6 @@ def test_more_workers_than_cores(tmp_path, reference):
     assert workers_of(tmp_path / "out") == 8
 
 
-def test_local_workers_single_threaded_without_profiler():
-    """The local cluster's workers: one thread, BLAS pinned to one thread, no statistical profiler."""
-
-    def settings(dask_worker):
-        import dask
-
-        return (dask_worker.state.nthreads, os.environ["OPENBLAS_NUM_THREADS"],
-                dask.config.get("distributed.worker.profile.enabled"))
-
-    with connect(2) as client:
-        assert list(client.run(settings).values()) == [(1, "1", False)] * 2
-
-
 def test_external_scheduler(spawn, tmp_path, reference):
     start_dask(spawn, tmp_path / "scheduler.json", workers=3)
     done = run_cli(*RUN, "--scheduler", tmp_path / "scheduler.json", "--out", tmp_path / "out", timeout=120)

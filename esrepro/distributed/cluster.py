@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import dask
 from dask.utils import parse_bytes
 from distributed import Client, LocalCluster, Security
 
@@ -24,11 +23,6 @@ from esrepro.config import CONFIG_DIR, ConfigError, read_mapping, validate_schem
 #: BLAS and OpenMP pools pinned to one thread in every worker process: one worker = one core.
 SINGLE_THREAD_ENV = {v: "1" for v in
                      ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
-
-#: Dask settings of the local cluster's workers: no statistical profiler, which wakes every 10 ms to
-#: sample the stacks of all threads (taking the GIL from the rollout loop); the dashboard's Profile
-#: page stays empty (benchmarks/README.md, end_to_end_throughput.py).
-LOCAL_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 CLUSTER_SCHEMA = CONFIG_DIR / "cluster.schema.yaml"
 _BATCH_KEYS = {"cores", "memory", "jobs", "walltime", "account", "queue", "job_extra_directives",
@@ -217,9 +211,8 @@ def connect(workers: int, scheduler: str | None = None, cluster: dict | None = N
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         os.environ.update(SINGLE_THREAD_ENV)
-        with dask.config.set(LOCAL_WORKER_CONFIG), \
-                LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                             dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client:
             yield client
     elif cluster["kind"] == "scheduler":
         target = cluster["scheduler"]
