@@ -64,6 +64,7 @@ rule mujoco_tables:
         "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
+        presets=TRPO_PRESETS,
     shell:
         "python -m esrepro tables --runs {params.runs} --paper-table1 {input.paper_table1}"
         " --paper-table3 {input.paper_table3} --table1 {output.table1} --table3 {output.table3} > {log} 2>&1"
@@ -83,6 +84,7 @@ rule es_vs_trpo_curves:
         "../envs/aggregate.yaml"
     params:
         runs=run_dirs,
+        presets=TRPO_PRESETS,
     shell:
         "python -m esrepro curves --runs {params.runs} --out {output.figure} > {log} 2>&1"
 
@@ -172,6 +174,7 @@ rule claims:
     params:
         runs=run_dirs,
         tables=claims_tables,
+        presets=TRPO_PRESETS,
     shell:
         "python -m esrepro claims --runs {params.runs} {params.tables} --out {output.claims} > {log} 2>&1"
 

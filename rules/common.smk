@@ -15,6 +15,8 @@ try:
     validate_config(config)
     # TRPO: (preset, env) of every run, one per preset the grid gives the env (trpo.presets or its `preset`).
     TRPO_RUNS = [(p, env) for env in config.get("trpo", {}).get("envs", {}) for p in grid_presets(config, env)]
+    # The presets of those runs, for the report captions of the tables, the figure and the claims.
+    TRPO_PRESETS = ", ".join(sorted({p for p, _ in TRPO_RUNS}))
 except ConfigError as e:
     sys.exit(f"esrepro: error: {e}")
 

@@ -78,6 +78,16 @@ def test_smoke_workflow_builds_table_and_figure(smoke_run):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_smoke_report_bundles_outputs_with_the_grids_presets(smoke_run):
+    """`snakemake --report report.html`, as the README gives it: one HTML file whose captions name the
+    grid's TRPO presets (here the smoke grid's one)."""
+    res = run_snakemake("--configfile", SMOKE, "--report", "report.html", cwd=smoke_run)
+    assert res.returncode == 0, res.stderr[-3000:]
+    html = (smoke_run / "report.html").read_text()
+    assert "TRPO presets of this grid: paper2017." in html
+    assert "claims.md" in html and "fig1_scaling.png" in html
+
+
 def test_paper_grid_plans_the_whole_paper(tmp_path):
     res = run_snakemake("-n", "--configfile", REPO / "config" / "paper.yaml", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]

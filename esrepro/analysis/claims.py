@@ -103,8 +103,8 @@ def table1_claims(table1: pd.DataFrame | None, table3: pd.DataFrame | None, runs
     :data:`FACTOR` x the paper's ratio, else not testable. An env whose TRPO runs (of that preset)
     are below :data:`MIN_BUDGET_FRACTION` of 5M timesteps, unless they reached their final (100%)
     level within :data:`PLATEAU_FRACTION` of their budget (a plateau: InvertedPendulum's 1000), or
-    made no progress, is not testable. A
-    row's verdict is the weakest over envs and levels (:func:`weakest`). The paper's claim is about
+    made no progress, is not testable. A row's verdict is the weakest over envs and levels
+    (:func:`weakest`). The paper's claim is about
     its own TRPO (preset ``paper2017``, reconstructed); a ``zoo`` row asks the same of a modern one.
 
     Parameters
