@@ -180,7 +180,7 @@ rule claims:
 
 
 # One clip of the final policy of the first seed of every ES env (MuJoCo) and game (Atari, frame-skip
-# 4), 300 frames; MuJoCo renders headless through EGL.
+# 4), `clip_frames` frames; MuJoCo renders headless through EGL.
 rule clip_mujoco:
     input:
         run=f"{RESULTS}/es/{{env}}/seed{ES_SEEDS[0] if ES_SEEDS else 0}/run.json",
@@ -198,8 +198,9 @@ rule clip_mujoco:
         "../envs/es.yaml"
     params:
         run=lambda wildcards, input: str(Path(input.run).parent),
+        frames=config["clip_frames"],
     shell:
-        "python -m esrepro play {params.run} --out {output.clip} > {log} 2>&1"
+        "python -m esrepro play {params.run} --out {output.clip} --frames {params.frames} > {log} 2>&1"
 
 
 rule clip_atari:
@@ -219,5 +220,6 @@ rule clip_atari:
         "../envs/es.yaml"
     params:
         run=lambda wildcards, input: str(Path(input.run).parent),
+        frames=config["clip_frames"],
     shell:
-        "python -m esrepro play {params.run} --out {output.clip} > {log} 2>&1"
+        "python -m esrepro play {params.run} --out {output.clip} --frames {params.frames} > {log} 2>&1"
