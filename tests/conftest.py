@@ -1,4 +1,6 @@
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,12 @@ REPO = Path(__file__).resolve().parent.parent
 #: A run small enough for tests: short episodes, a 1M-value noise table, few pairs.
 TINY = {"pairs_per_iteration": 6, "eval_episodes": 2, "noise_table_size": 1_000_000,
         "max_episode_steps": 60, "checkpoint_every": 1}
+
+
+def pytest_collection_modifyitems(items):
+    """The real-Slurm tests first (the longest file, about 6 minutes of the suite): under pytest-xdist
+    (``-n``, ``--dist loadfile``) one process starts on it while the other takes the rest."""
+    items.sort(key=lambda item: item.path.name != "test_slurm.py")
 
 
 def run_cli(*args, cwd=None, timeout=300):
@@ -42,8 +50,18 @@ def clients():
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """The smoke grid (config/smoke.yaml) run once locally, shared by the workflow and Slurm tests;
-    its working directory."""
-    cwd = tmp_path_factory.mktemp("smoke")
-    res = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", cwd=cwd, timeout=1200)
-    assert res.returncode == 0, res.stderr[-3000:]
+    its working directory. Under pytest-xdist the worker processes share it too: the first to need
+    it runs it under a lock on the session's temporary folder, the others wait and reuse it."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, above each worker's own
+    cwd, done = base / "smoke", base / "smoke.done"
+    with open(base / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(cwd, ignore_errors=True)  # a failed earlier attempt
+            cwd.mkdir()
+            res = run_snakemake("--cores", "2", "--configfile", REPO / "config" / "smoke.yaml", cwd=cwd, timeout=1200)
+            assert res.returncode == 0, res.stderr[-3000:]
+            done.touch()
     return cwd

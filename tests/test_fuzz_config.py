@@ -55,6 +55,7 @@ def mutations(draw):
             del node[last]
         elif op == "add unknown key" and isinstance(node, dict):
             node["zz_unknown"] = copy.deepcopy(draw(VALUES))  # copies: validation fills defaults in
+            path = (*parents, "zz_unknown")  # the key added beside `last`, which is unchanged
         else:
             node[last] = copy.deepcopy(draw(VALUES))
         changed.append(path)

@@ -4,7 +4,13 @@ start`, as root). Each compares with a local run, bit for bit where the results 
 - (b) dask-jobqueue SLURMCluster: sbatch jobs are the Dask workers, cancelled at the end;
 - PBSCluster's job script through Slurm's `qsub`/`qdel` wrappers (Slurm underneath, not a PBS server);
 - (c) SLURMRunner: every task of `srun -n 5` runs the command (scheduler, ES master, 3 workers);
+- a scaling run through a cluster template: the template's jobs of 1 core become exactly the run's
+  2 workers;
 - the smoke grid (config/smoke.yaml) through profiles/slurm: every job an sbatch job.
+
+They are all in this file, so that pytest-xdist (``--dist loadfile``) runs them one after another
+in one process: each waits for the node's CPUs, and ``cancel_leftover_jobs`` cancels every job that
+appeared during its test.
 
 Without a running Slurm these tests skip; with ESREPRO_REQUIRE_SLURM=1 (CI) they fail instead.
 """
@@ -25,7 +31,7 @@ import yaml
 
 from esrepro.distributed.cluster import SINGLE_THREAD_ENV
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_snakemake
 from test_cluster import (
     RUN,
     assert_same_params,
@@ -175,6 +181,24 @@ def test_slurm_runner_under_srun(tmp_path, reference):
     assert workers_of(tmp_path / "out") == 3
     [job] = ended(["--name", name, "-S", "now-1hours"], "JobName,State,NCPUS", count=1)
     assert job == {"JobName": name, "State": "COMPLETED", "NCPUS": "5"}
+
+
+def test_two_worker_scaling_run_on_one_core_batch_jobs(tmp_path):
+    template = batch_cluster(tmp_path / "template.yaml", "slurm", cores=1, jobs=5, log_directory=str(tmp_path / "logs"))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "results_dir": "results", "paper_dir": "results/paper",
+        "scaling": {"env": "InvertedPendulum-v5", "workers": [2], "repeats": 1, "cluster": str(template),
+                    "params": {"iterations": 2, "target_return": 1000, "pairs_per_iteration": 8, "eval_episodes": 1,
+                               "noise_table_size": 100_000}}}))
+    run = "results/scaling/InvertedPendulum-v5/workers2/seed0"
+    res = run_snakemake("--cores", "1", f"{run}/run.json", "--configfile", grid, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert json.loads((tmp_path / run / "run.json").read_text())["workers"] == 2
+
+    logs = sorted((tmp_path / "logs").glob("dask-worker-*.err"))  # one per batch job
+    jobs = ended(["-j", ",".join(log.stem.rsplit("-", 1)[1] for log in logs)], "JobID,State,NCPUS", count=2)
+    assert {(job["State"].split()[0], job["NCPUS"]) for job in jobs} == {("CANCELLED", "1")}, jobs
 
 
 def site_profile(directory: Path) -> Path:
