@@ -7,7 +7,10 @@ simulated worker sleeps for its episodes instead of stepping them: episode lengt
 lengths recorded in a real Humanoid-v5 ES run (``record_episode_lengths.py``: 256-256 policy), each
 step costs the seconds per step measured there, and the adaptive episode cap, if on, cuts them as it
 would cut real episodes. A worker that brings its replica up to date (scalar communication) sleeps
-for the time the update takes (measured here, on the paper's batch and parameter count).
+for the time the update takes on a host of ``--host-workers`` workers that share it
+(``esrepro.distributed.host_update``): its slices, computed one after another here on the paper's
+batch and parameter count, spread over the host's workers (the whole update, measured alone, is
+printed too).
 
 The simulated workers share ``--processes`` processes (many Dask workers per process), so their own
 CPU (receiving tasks, sending results: in a real cluster spread over N cores) competes with the
@@ -16,9 +19,11 @@ latency and bandwidth between hosts, worker start-up, observation statistics (no
 them), and the variance of a real machine's step times.
 
 For each N it prints the median time per iteration over the steady iterations, the ideal time (the
-rollout work of the iteration, sleeps included, divided by N), the efficiency (ideal / measured) and
-the CPU seconds per iteration of the master, the scheduler and the simulated workers; it appends the
-rows to ``--csv`` and ends with one ``SUMMARY`` line for the largest N.
+rollout work of the iteration, sleeps included, divided by N), the efficiency (ideal / measured), the
+ceiling (the efficiency the same tasks would have with free coordination: ``scheduling_bound.py``,
+the same lengths and cap) and the CPU seconds per iteration of the master, the scheduler and the
+simulated workers; it appends the rows to ``--csv`` and ends with one ``SUMMARY`` line for the
+largest N.
 
     .venv/bin/python benchmarks/scale_simulation.py                      # N = 18 144 720 1440
     .venv/bin/python benchmarks/scale_simulation.py --workers 18 144 --iterations 3
@@ -28,6 +33,7 @@ import argparse
 import asyncio
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -38,6 +44,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import psutil
+from scheduling_bound import ceiling, recorded_lengths
 
 HERE = Path(__file__).resolve().parent
 LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
@@ -62,30 +69,34 @@ SIM: Simulation | None = None
 _VERSIONS: dict = {}  # worker address -> replica version (scalar mode)
 
 
-def _sim_resolve(payload) -> bool:
-    """The replica protocol as ``replicas.resolve`` runs it, with the update replaced by a sleep;
-    False if the worker must answer stale."""
+def sim_resolve(payload):
+    """``replicas.resolve`` with the update replaced by a sleep and no parameters: every simulated
+    replica's checksum is 0, as the master's (``simulate`` patches its ``checksum``).
+
+    Raises
+    ------
+    replicas.Stale
+        As ``replicas.resolve``.
+    """
     from distributed import get_worker
 
-    from esrepro.distributed.replicas import Sync
+    from esrepro.distributed.replicas import Stale, Sync
 
     if not isinstance(payload, Sync):
-        return True
+        return (None, None, None), None
     address = get_worker().address
     version = _VERSIONS.get(address)
     if version is None:
-        return False
+        raise Stale
     if version == payload.version - 1 and payload.update is not None:
         time.sleep(SIM.update_s)
         _VERSIONS[address] = version = payload.version
-    return version == payload.version
+    if version != payload.version:
+        raise Stale
+    return (None, None, None), 0
 
 
-def sim_evaluate_pairs(config, reference, payload, iteration, start, stop, max_steps=None):
-    from esrepro.distributed.replicas import stale_answer
-
-    if not _sim_resolve(payload):
-        return stale_answer()
+def sim_evaluate_pairs(config, reference, params, iteration, start, stop, max_steps=None):
     n = stop - start
     lengths = SIM.episode_lengths((config.seed, iteration, start, stop), 2 * n, max_steps)
     time.sleep(lengths.sum() * SIM.step_s)
@@ -94,11 +105,7 @@ def sim_evaluate_pairs(config, reference, payload, iteration, start, stop, max_s
             "returns": rng.normal(size=(n, 2)), "lengths": lengths.reshape(n, 2), "obs": []}
 
 
-def sim_evaluate_policy(config, reference, payload, iteration, episodes):
-    from esrepro.distributed.replicas import stale_answer
-
-    if not _sim_resolve(payload):
-        return stale_answer()
+def sim_evaluate_policy(config, reference, params, iteration, episodes):
     lengths = SIM.episode_lengths((config.seed, iteration, *episodes), len(episodes), None)
     time.sleep(lengths.sum() * SIM.step_s)
     return np.stack([np.zeros(len(episodes)), lengths], axis=1).astype(np.float64)
@@ -123,7 +130,7 @@ def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
     SIM = Simulation(np.load(sim["lengths"])[sim["stage"]], sim["step_s"], sim["update_s"], sim["scale"],
                      sim["limit"])
     tasks.evaluate_pairs, tasks.evaluate_policy = sim_evaluate_pairs, sim_evaluate_policy
-    replicas.load_replica = sim_load_replica
+    replicas.load_replica, replicas.resolve = sim_load_replica, sim_resolve
     tasks.NoiseTablePlugin.setup = lambda self, worker: None  # simulated workers read no noise
 
     # Each worker's periodic work (the statistical profiler every 10 ms, the event-loop tick every 20 ms,
@@ -164,19 +171,27 @@ def step_seconds(env_id: str, episodes: int = 16) -> tuple[float, int]:
     return (time.perf_counter() - t0) / steps, policy.num_params
 
 
-def update_seconds(pairs: int, num_params: int) -> float:
-    """Seconds one replica update takes here: ``OpenES.tell`` on ``pairs`` pairs of the paper's table."""
+def update_seconds(pairs: int, num_params: int, host_workers: int) -> tuple[float, float]:
+    """Seconds one replica update takes here on the paper's table: (the whole update in one
+    process, ``OpenES.step``; the update shared by ``host_workers`` processes, ``shared_step``:
+    its slices' time, measured computing them all in one process, spread over the processes)."""
+    from esrepro.distributed.host_update import SLICE, shared_step
     from esrepro.es.noise import PAPER_SEED, PAPER_SIZE, NoiseTable
     from esrepro.es.strategy import OpenES
 
     noise = NoiseTable(PAPER_SIZE, PAPER_SEED)
-    es = OpenES(np.ones(num_params, np.float32), noise, 0.01, 0.005)
     rng = np.random.default_rng(0)
     indices, returns = rng.integers(0, PAPER_SIZE - num_params, pairs), rng.normal(size=(pairs, 2))
-    es.tell(indices, returns)  # warm the pages
+    OpenES(np.ones(num_params, np.float32), noise).step(indices, returns)  # warm the pages
     t0 = time.perf_counter()
-    es.tell(indices, returns)
-    return time.perf_counter() - t0
+    OpenES(np.ones(num_params, np.float32), noise).step(indices, returns)
+    whole = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        shared_step(OpenES(np.ones(num_params, np.float32), noise), indices, returns, Path(tmp) / "update.bin")
+        sliced = time.perf_counter() - t0
+    slices = math.ceil(num_params / SLICE)
+    return whole, sliced / slices * math.ceil(slices / min(host_workers, slices))
 
 
 class CPU:
@@ -198,9 +213,11 @@ class CPU:
 def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
     from distributed import Client
 
+    import esrepro.distributed.replicas as replicas
     from esrepro.run_config import RunConfig
     from esrepro.train import Trainer
 
+    replicas.checksum = lambda theta: 0  # simulated replicas hold no parameters (sim_resolve)
     tmp = Path(tempfile.mkdtemp(prefix="esrepro-sim-"))
     scheduler_file = tmp / "scheduler.json"
     env = os.environ | {"DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": os.environ.get("STEALING", "True")}
@@ -262,49 +279,58 @@ def main():
     ap.add_argument("--min-timesteps", type=int, default=100_000)
     ap.add_argument("--episode-cap-factor", type=float, default=None)
     ap.add_argument("--communication", default="scalar", choices=["scalar", "broadcast"])
+    ap.add_argument("--host-workers", type=int, default=18,
+                    help="workers per host sharing the replica update (the paper's 18-core machines)")
     ap.add_argument("--scheme", default="current", help="a label for the csv rows")
     ap.add_argument("--csv", default=None, help="append the rows to this csv")
     args = ap.parse_args()
 
-    recorded = np.load(args.lengths)
-    stages = sorted((k for k in recorded.files if k.startswith("lengths_")), key=lambda k: int(k.split("_")[1]))
-    stage = stages[-1] if args.stage == "last" else f"lengths_{args.stage}"
-    step_s, num_params = step_seconds(args.env)
     limit = gym.spec(args.env).max_episode_steps
+    stage, lengths = recorded_lengths(args.lengths, args.stage, args.length_scale, None, limit)
+    _, capped = recorded_lengths(args.lengths, args.stage, args.length_scale, args.episode_cap_factor, limit)
+    step_s, num_params = step_seconds(args.env)
     params = {"hidden": [256, 256], "pairs_per_iteration": args.pairs, "min_timesteps_per_iteration":
               args.min_timesteps, "noise_table_size": 250_000_000, "eval_episodes": 10, "iterations": 10**6,
               "communication": args.communication, "episode_cap_factor": args.episode_cap_factor}
     from esrepro.config import run_params
     params = run_params(None, args.env, overrides=params)
-    update_s = update_seconds(args.pairs, num_params) if args.communication == "scalar" else 0.0
+    whole_s, update_s = update_seconds(args.pairs, num_params, args.host_workers)
+    update_s = update_s if args.communication == "scalar" else 0.0
     sim = {"lengths": args.lengths, "stage": stage, "step_s": step_s, "update_s": update_s,
            "scale": args.length_scale, "limit": limit}
-    lengths = np.minimum(recorded[stage] * args.length_scale, limit)
     print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
-          f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s; "
+          f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s "
+          f"shared by {args.host_workers} workers ({whole_s:.2f} s alone); "
           f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")
     fields = ["scheme", "episode_cap", "communication", "length_scale", "workers", "iteration_s", "ideal_s",
-              "efficiency", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s"]
-    print("| N | iteration s | ideal s | efficiency | master CPU s | scheduler CPU s | workers' CPU s |")
-    print("|---|---|---|---|---|---|---|")
+              "efficiency", "ceiling", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s"]
+    print("| N | iteration s | ideal s | efficiency | ceiling | master CPU s | scheduler CPU s | workers' CPU s |")
+    print("|---|---|---|---|---|---|---|---|")
     results = []
     for n in args.workers:  # each row printed and saved as soon as it is measured
         r = simulate(n, args, sim, params) | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
-                                              "communication": args.communication, "length_scale": args.length_scale}
+                                              "communication": args.communication, "length_scale": args.length_scale,
+                                              "ceiling": ceiling(capped, n, pairs=args.pairs,
+                                                                 eval_episodes=params["eval_episodes"],
+                                                                 min_timesteps=args.min_timesteps)}
         results.append(r)
         print(f"| {r['workers']} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
-              f"| {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} |", flush=True)
+              f"| {r['ceiling']:.2f} | {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} "
+              f"| {r['workers_cpu_s']:.2f} |", flush=True)
         if args.csv:
             path = Path(args.csv)
-            new = not path.exists()
+            new, header = not path.exists(), fields
+            if not new:
+                with path.open() as f:
+                    header = next(csv.reader(f))  # a file of older rows keeps its columns
             with path.open("a", newline="") as f:
-                w = csv.DictWriter(f, fields, extrasaction="ignore")
+                w = csv.DictWriter(f, header, extrasaction="ignore")
                 if new:
                     w.writeheader()
                 w.writerow(r)
     last = results[-1]
-    print(f"SUMMARY efficiency at N={last['workers']}: {last['efficiency']:.2f} (target >= 0.9, paper 0.82): "
-          f"{'met' if last['efficiency'] >= 0.9 else 'MISSED'}")
+    print(f"SUMMARY efficiency at N={last['workers']}: {last['efficiency']:.2f} (ceiling with free coordination "
+          f"{last['ceiling']:.2f}; target >= 0.9, paper 0.82): {'met' if last['efficiency'] >= 0.9 else 'MISSED'}")
 
 
 if __name__ == "__main__":

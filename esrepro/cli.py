@@ -215,7 +215,7 @@ def parser() -> argparse.ArgumentParser:
                         "N / cores jobs, or one job of N cores below cores (the scaling experiment; default: "
                         "the file's jobs x cores)")
     t.add_argument("--chunk-pairs", type=_positive,
-                   help="antithetic pairs per Dask task (default: decreasing sizes, 2-8 tasks per worker)")
+                   help="antithetic pairs per Dask task (default: decreasing sizes, 3-6 tasks per worker)")
     t.set_defaults(func=_train)
 
     b = sub.add_parser("trpo", help="one TRPO baseline run (sb3-contrib), one progress line per evaluation")

@@ -83,13 +83,19 @@ class Trainer:
             self.log(f"resuming {self.out_dir} from iteration {self.iteration}")
         self.workers: Workers | None = None  # set by ``connect``
         self.chunk_pairs: int | None = None
+        #: The last update, sent to the workers but not yet applied to ``es`` and ``obstat`` (``_tell``).
+        self.untold: Update | None = None
 
     # -- the loop ------------------------------------------------------------------------
     def step(self):
         """One round on the workers: the pairs of the next iteration and the evaluation episodes
         of the current parameters (both use them), so no worker idles through a separate
         evaluation. Then record the current parameters' row, and ask -> evaluate -> tell unless
-        that row ends the run (``target_return``): then the new pairs are dropped."""
+        that row ends the run (``target_return``): then the new pairs are dropped.
+
+        In scalar mode the master's own tell waits for the next round: the update goes to the
+        workers first, and the master applies it while they apply it to their replicas and run
+        the round (``_tell``), not while they wait."""
         iteration = self.iteration + 1
         cap = self._episode_cap()
         parts, evaluation = self._population(iteration, cap)  # ask and evaluate, on the workers
@@ -102,16 +108,25 @@ class Trainer:
         update = Update(np.concatenate([p["noise_indices"] for p in parts]),
                         np.concatenate([p["returns"] for p in parts]),
                         [(s, ss, c) for p in parts for _, s, ss, c in p["obs"]])
-        update_ratio = apply_update(self.es, self.obstat, update)  # tell
         self.workers.advance(update)
+        self.untold = update
         lengths = np.concatenate([p["lengths"] for p in parts])
         self.timesteps += int(lengths.sum())
         self.episodes += lengths.size
         returns = update.returns
         self.pending = {"pairs": len(update.noise_indices), "return_mean": returns.mean(),
                         "return_std": returns.std(), "episode_cap": np.nan if cap is None else cap,
-                        "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
-                        "update_ratio": update_ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
+                        "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean()}
+        if not self.config.scalar:  # broadcast: the next round's payload is the updated parameters
+            self._tell()
+
+    def _tell(self):
+        """Apply the untold update to the master's state (``es``, ``obstat``) and complete the
+        pending row with its update ratio and observation count."""
+        if self.untold is not None:
+            ratio = apply_update(self.es, self.obstat, self.untold)
+            self.pending |= {"update_ratio": ratio, "obs_count": self.obstat.count if self.obstat else np.nan}
+            self.untold = None
 
     def run(self, client, chunk_pairs: int | None = None) -> dict:
         """Train on ``client``'s workers until the budget is spent or ``target_return`` is reached;
@@ -124,7 +139,8 @@ class Trainer:
             if self.iteration % self.config.checkpoint_every == 0:
                 self._checkpoint()
         if self.pending is not None:  # the last parameters' evaluation, in a round of its own
-            self._record(self.pending | self._evaluate(self.iteration))
+            evaluation = self._evaluate(self.iteration)  # the master's tell completes the pending row meanwhile
+            self._record(self.pending | evaluation)
         self._checkpoint()  # keeps the last row pending too: a larger budget continues from here
         self._save_policy()
         self.workers.close()
@@ -165,7 +181,7 @@ class Trainer:
         n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
         episodes = range(self.config.eval_episodes)
         calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
-        results = self.workers.map(calls)
+        results = self.workers.map(calls, meanwhile=self._tell)
         evaluation, parts = _evaluation(results[: len(episodes)]), results[len(episodes) :]
         lengths = np.concatenate([p["lengths"] for p in parts])
         while lengths.sum() < minimum:
@@ -187,8 +203,8 @@ class Trainer:
 
     def _evaluate(self, iteration):
         """The evaluation of the parameters of version ``iteration``, in a round of its own."""
-        return _evaluation(self.workers.map([(evaluate_policy, iteration, [e])
-                                             for e in range(self.config.eval_episodes)]))
+        calls = [(evaluate_policy, iteration, [e]) for e in range(self.config.eval_episodes)]
+        return _evaluation(self.workers.map(calls, meanwhile=self._tell))
 
     def _budget_spent(self):
         c = self.config
@@ -201,6 +217,7 @@ class Trainer:
 
     # -- state and outputs ---------------------------------------------------------------
     def _checkpoint(self):
+        self._tell()
         state = asdict(self.es.state())
         scalars = {"adam_t": state.pop("adam_t"), "iteration": self.iteration, "timesteps": self.timesteps,
                    "episodes": self.episodes, "wall_time_s": self.wall_time_s, "rows": self.rows,

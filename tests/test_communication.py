@@ -15,8 +15,11 @@ import pytest
 from esrepro.distributed import replicas
 from esrepro.distributed.cluster import connect
 from esrepro.errors import RunFailed
+from esrepro.run_config import RunConfig
+from esrepro.train import Trainer
 
 from test_train import DETERMINISM, outputs, train
+from test_train import params as run_params
 
 
 def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
@@ -38,14 +41,40 @@ def test_scalar_mode_is_bit_identical_to_broadcast(clients, tmp_path):
 def test_scalar_mode_sends_the_state_once_per_worker(clients, tmp_path):
     lines = []
     params = dict(DETERMINISM, communication="scalar")
-    from esrepro.run_config import RunConfig
-    from esrepro.train import Trainer
-
-    from test_train import params as run_params
     config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**params))
     Trainer(config, tmp_path, log=lines.append).run(clients[2])
     sent = [line for line in lines if line.startswith("sent the full state")]
     assert sent == ["sent the full state (version 0) to 2 workers"]  # once per worker, at the start
+
+
+def _shift_replicas():
+    """Change every replica's parameters on this worker in place, as a diverged replica would be."""
+    for replica in replicas._REPLICAS.values():
+        replica.es.theta += np.float32(1e-3)
+
+
+def test_a_replica_that_differs_from_the_master_is_caught_by_its_checksum(clients, tmp_path, monkeypatch):
+    """The update leaves before the master applies it; every result carries its replica's checksum,
+    which the master compares once it has. Replicas changed on every worker after the first
+    iteration answer with other checksums: their results are dropped, the workers get the full
+    state again, the round runs again, and the run is the same as an undisturbed one."""
+    params = dict(DETERMINISM, communication="scalar")
+    train(clients[2], tmp_path / "undisturbed", **params)
+    step, lines = Trainer.step, []
+
+    def step_then_shift(self):
+        step(self)
+        if self.iteration == 1:
+            self.workers.client.run(_shift_replicas)
+
+    monkeypatch.setattr(Trainer, "step", step_then_shift)
+    config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**params))
+    Trainer(config, tmp_path / "shifted", log=lines.append).run(clients[2])
+    sent = [line for line in lines if line.startswith("sent the full state")]
+    assert sent == ["sent the full state (version 0) to 2 workers", "sent the full state (version 1) to 2 workers"]
+    (theta, progress), (theta0, progress0) = outputs(tmp_path / "shifted"), outputs(tmp_path / "undisturbed")
+    assert np.array_equal(theta, theta0)
+    pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
 
 
 # Swimmer never ends an episode early, so every chunk of pairs steps 2 x 500 env steps per pair:

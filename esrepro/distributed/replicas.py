@@ -5,12 +5,14 @@ Algorithm 2; docs/design.md, "Distribution").
   as in the reference code;
 - ``scalar``: every worker keeps a ``Replica`` of the run's state (parameters, Adam, observation
   statistics) and brings it up to date itself from a ``Sync``: the last ``Update``'s noise indices,
-  returns and observation sums, a few KB. A worker without a current replica answers ``stale`` and
-  the master sends it the full state once.
+  returns and observation sums, a few KB. Every result carries the checksum of the replica's
+  parameters; the master, which applies the same update to its own state while the workers run the
+  round, compares. A worker without a current replica, or whose checksum differs, is stale: its
+  results are dropped, the master sends it the full state once and its tasks run again.
 
 A version is the number of weight updates the parameters have had (= the iteration that produced
 them). The master's side is ``Workers``: ``map`` runs tasks on the current version, ``advance``
-moves to the next one. The workers' side is ``resolve``, called by every task.
+moves to the next one. The workers' side is ``resolve``, called before every task.
 """
 
 import pickle
@@ -18,10 +20,12 @@ import threading
 import uuid
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from distributed import get_worker, wait
 
+from esrepro.distributed import host_update
 from esrepro.errors import RunFailed
 from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import ESState, OpenES
@@ -49,10 +53,15 @@ class Update:
     obs: list
 
 
-def apply_update(es: OpenES, obstat: ObsStats | None, update: Update) -> float:
+def apply_update(es: OpenES, obstat: ObsStats | None, update: Update, shared: Path | None = None) -> float | None:
     """Apply ``update`` to ``es`` and ``obstat``: the same operations in the same order on the
-    master and on every replica, so all hold bit-identical state. Returns the update ratio."""
-    ratio = es.tell(update.noise_indices, update.returns)
+    master and on every replica, so all hold bit-identical state. Returns the update ratio, or
+    None when the update is shared with the host's other processes through the file ``shared``
+    (``host_update.shared_step``, on the workers)."""
+    if shared is None:
+        ratio = es.tell(update.noise_indices, update.returns)
+    else:
+        ratio = host_update.shared_step(es, update.noise_indices, update.returns, shared)
     for s, ss, c in update.obs:
         obstat.increment(s, ss, c)
     return ratio
@@ -65,13 +74,12 @@ def checksum(theta: np.ndarray) -> int:
 
 @dataclass
 class Sync:
-    """What brings a replica to ``version``: the last ``update`` (None for a run's first version)
-    and the master's checksum of the parameters at ``version``. A few KB."""
+    """What brings a replica to ``version``: the last ``update`` (None for a run's first version).
+    A few KB; it leaves before the master has applied the update itself."""
 
     run_key: str
     version: int
     update: Update | None
-    theta_crc: int
 
 
 @dataclass
@@ -114,8 +122,10 @@ def load_replica(config: RunConfig, run_key: str, state: FullState) -> str:
 
 
 def drop_replica(run_key: str) -> None:
-    """Forget a finished run's replica on this worker."""
-    _REPLICAS.pop(run_key, None)
+    """Forget a finished run's replica on this worker, and the host's file of its last update."""
+    replica = _REPLICAS.pop(run_key, None)
+    if replica is not None:
+        host_update.remove(run_key, replica.version)
 
 
 def noise_plugin_name(config: RunConfig) -> str:
@@ -123,33 +133,30 @@ def noise_plugin_name(config: RunConfig) -> str:
     return f"esrepro-noise-{config.noise_table_size}-{config.noise_seed}"
 
 
-def resolve(payload):
-    """(theta, obs_mean, obs_std) from a broadcast payload, or from this worker's replica brought
-    up to ``Sync.version``.
+def resolve(payload) -> tuple[tuple, int | None]:
+    """((theta, obs_mean, obs_std), checksum of theta) from this worker's replica brought up to
+    ``Sync.version``; a broadcast payload is the parameters themselves (checksum None).
 
     Raises
     ------
     Stale
-        If the replica is missing, more than one version behind, or differs from the master's.
+        If the replica is missing or more than one version behind.
     """
     if not isinstance(payload, Sync):
-        return payload
+        return payload, None
     replica = _REPLICAS.get(payload.run_key)
     if replica is None:
         raise Stale
     with replica.lock:
         if replica.version == payload.version - 1 and payload.update is not None:
-            apply_update(replica.es, replica.obstat, payload.update)
+            apply_update(replica.es, replica.obstat, payload.update, host_update.update_file(payload.run_key,
+                                                                                             payload.version))
+            host_update.remove(payload.run_key, replica.version)  # the version before: no process needs it now
             replica.version, replica.crc = payload.version, checksum(replica.es.theta)
-        if replica.version != payload.version or replica.crc != payload.theta_crc:
+        if replica.version != payload.version:
             raise Stale
         obstat = replica.obstat
-        return replica.es.theta, obstat and obstat.mean, obstat and obstat.std
-
-
-def stale_answer() -> dict:
-    """What a task returns when ``resolve`` raised ``Stale``."""
-    return {"stale": get_worker().address}
+        return (replica.es.theta, obstat and obstat.mean, obstat and obstat.std), replica.crc
 
 
 def _nbytes(obj) -> int:
@@ -209,10 +216,12 @@ class Workers:
         self.version += 1
         self._last_update, self._payload_future = update, None
 
-    def map(self, calls: list[tuple]) -> list:
+    def map(self, calls: list[tuple], meanwhile=None) -> list:
         """Results of ``calls`` [(task, *args)], in order; every task gets the run config, the VBN
-        reference batch and the payload of the current version before its own args. The calls go
-        to the scheduler as one graph (one message, not one per task). Workers that answer stale
+        reference batch and the parameters of the current version (``resolve``) before its own
+        args. The calls go to the scheduler as one graph (one message, not one per task); then
+        ``meanwhile()`` runs, if given, while the workers work (the master's own update). Workers
+        that answer stale, or whose parameters' checksum differs from the master's (scalar mode),
         get the full state, and their calls run again.
 
         Raises
@@ -225,11 +234,15 @@ class Workers:
             futures = self.client.map(_call, [calls[i] for i in todo], config=self.config, reference=self._reference,
                                       payload=self._payload(), key=[_key(calls[i][0]) for i in todo])
             self.bytes_to_workers += sum(self._config_bytes + _nbytes(calls[i][1:]) for i in todo)
+            if meanwhile is not None:
+                meanwhile()
+                meanwhile = None
+            crc = checksum(self.es.theta) if self.config.scalar else None
             stale = set()
-            for i, result in zip(todo, self.client.gather(futures)):
+            for i, (address, theta_crc, result) in zip(todo, self.client.gather(futures)):
                 self.bytes_from_workers += _nbytes(result)
-                if isinstance(result, dict) and "stale" in result:
-                    stale.add(result["stale"])
+                if result is None or theta_crc != crc:
+                    stale.add(address)
                 else:
                     results[i] = result
             todo = [i for i in todo if results[i] is None]
@@ -255,7 +268,7 @@ class Workers:
         when a worker dies during its replication.)"""
         if self._payload_future is None:
             if self.config.scalar:
-                payload = Sync(self.run_key, self.version, self._last_update, checksum(self.es.theta))
+                payload = Sync(self.run_key, self.version, self._last_update)
             else:
                 obstat = self.obstat
                 payload = (self.es.theta, obstat and obstat.mean, obstat and obstat.std)
@@ -295,7 +308,13 @@ def _key(task) -> str:
     return f"{task.__name__}-{uuid.uuid4().hex}"
 
 
-def _call(call: tuple, config: RunConfig, reference, payload):
-    """Run ``call`` = (task, *args) as ``task(config, reference, payload, *args)`` (``Workers.map``)."""
+def _call(call: tuple, config: RunConfig, reference, payload) -> tuple:
+    """Run ``call`` = (task, *args) as ``task(config, reference, params, *args)`` with the
+    parameters ``resolve(payload)`` gives (``Workers.map``). Returns (this worker's address, the
+    parameters' checksum or None, the task's result), the result None if the worker is stale."""
     task, *args = call
-    return task(config, reference, payload, *args)
+    try:
+        params, theta_crc = resolve(payload)
+    except Stale:
+        return get_worker().address, None, None
+    return get_worker().address, theta_crc, task(config, reference, params, *args)

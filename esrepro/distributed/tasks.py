@@ -1,8 +1,9 @@
 """What runs on the Dask workers: chunks of antithetic pairs and evaluation episodes.
 
 Tasks carry only integers and the run's ``RunConfig``; the parameters reach the workers as a
-payload of ``esrepro.distributed.replicas`` (the run's ``communication`` setting). What comes back
-is scalars: noise indices, returns, lengths and the rare observation sums.
+payload of ``esrepro.distributed.replicas`` (the run's ``communication`` setting), resolved into
+``params`` before a task runs. What comes back is scalars: noise indices, returns, lengths and the
+rare observation sums.
 """
 
 import math
@@ -10,7 +11,7 @@ import math
 import numpy as np
 from distributed import WorkerPlugin, get_worker
 
-from esrepro.distributed.replicas import Stale, noise_plugin_name, resolve, stale_answer
+from esrepro.distributed.replicas import noise_plugin_name
 from esrepro.envs import ATARI
 from esrepro.es.noise import NoiseTable
 from esrepro.es.strategy import ask, eval_env_seed
@@ -32,11 +33,13 @@ class NoiseTablePlugin(WorkerPlugin):
 def chunks(start: int, stop: int, workers: int, chunk_pairs: int | None = None) -> list[tuple[int, int]]:
     """Pairs ``start..stop`` as (a, b) task ranges: ``chunk_pairs`` each, or by default decreasing
     sizes (guided scheduling): each chunk holds 1/(2 workers) of the pairs left, but at least
-    1/(8 workers) of all, so the last tasks of an iteration are small and the workers finish
-    together, with about 2-8 tasks per worker. Results do not depend on the chunking."""
+    1/(16 workers) of all, so the last tasks of an iteration are small and the workers finish
+    together, with about 3-6 tasks per worker (``benchmarks/scheduling_bound.py``: with 1/(8
+    workers), the Humanoid batch left 4% of 18 workers' and 9% of 144 workers' time idle at the end
+    of an iteration; with 1/16, 1% and 6%). Results do not depend on the chunking."""
     if chunk_pairs:
         return [(a, min(a + chunk_pairs, stop)) for a in range(start, stop, chunk_pairs)]
-    smallest = math.ceil((stop - start) / (8 * workers))
+    smallest = math.ceil((stop - start) / (16 * workers))
     ranges, a = [], start
     while a < stop:
         b = min(stop, a + max(smallest, math.ceil((stop - a) / (2 * workers))))
@@ -84,7 +87,7 @@ def _rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_s
     return episodes
 
 
-def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start: int, stop: int,
+def evaluate_pairs(config: RunConfig, reference, params: tuple, iteration: int, start: int, stop: int,
                    max_steps: int | None = None) -> dict:
     """Evaluate antithetic pairs ``start <= j < stop`` of ``iteration``, all 2(stop - start)
     episodes side by side (``rollouts``).
@@ -93,9 +96,9 @@ def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start:
     ----------
     reference : ndarray of uint8, shape (n, 4, 84, 84), or None
         The run's VBN reference batch (Atari), scattered once per run.
-    payload : tuple (theta, obs_mean, obs_std) or replicas.Sync
+    params : tuple (theta, obs_mean, obs_std)
         The iteration's parameters (float32, shape (num_params,)) and observation statistics
-        ((obs_dim,), None for Atari), or what brings this worker's replica to them.
+        (float32, (obs_dim,); None for Atari), from ``replicas.resolve``.
     max_steps : int or None
         The iteration's adaptive episode cap (``RunConfig.episode_cap_factor``), if any.
 
@@ -104,12 +107,8 @@ def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start:
     dict with ``noise_indices`` int64 (k,), ``returns`` float64 (k, 2) and ``lengths`` int64 (k, 2)
     (column 0: theta + sigma eps, column 1: theta - sigma eps), and ``obs``: a list of
     (pair index, obs_sum, obs_sumsq, count) for the recorded rollouts, in pair order.
-    Or ``{"stale": worker address}`` if this worker needs the full state first (scalar mode).
     """
-    try:
-        theta, obs_mean, obs_std = resolve(payload)
-    except Stale:
-        return stale_answer()
+    theta, obs_mean, obs_std = params
     noise, envs, policy = _runtime(config, reference, min(2 * (stop - start), side_by_side(config)))
     mujoco = None if config.kind is ATARI else config.env
     obs_norm_prob, action_noise_std = (mujoco.obs_norm_prob, mujoco.action_noise_std) if mujoco else (0.0, 0.0)
@@ -126,19 +125,17 @@ def evaluate_pairs(config: RunConfig, reference, payload, iteration: int, start:
             "obs": [(int(j), ep.obs_sum, ep.obs_sumsq, ep.length) for j, ep in recorded]}
 
 
-def evaluate_policy(config: RunConfig, reference, payload, iteration: int, episodes: list[int]):
+def evaluate_policy(config: RunConfig, reference, params: tuple, iteration: int, episodes: list[int]):
     """Deterministic evaluation (no perturbation, no action noise) of the parameters; Atari
     episodes start with up to ``noop_max`` random no-ops (the paper's protocol).
 
+    ``params`` as ``evaluate_pairs``.
+
     Returns
     -------
-    ndarray of float64, shape (len(episodes), 2): return and length of each episode; or
-    ``{"stale": worker address}`` as ``evaluate_pairs``.
+    ndarray of float64, shape (len(episodes), 2): return and length of each episode.
     """
-    try:
-        theta, obs_mean, obs_std = resolve(payload)
-    except Stale:
-        return stale_answer()
+    theta, obs_mean, obs_std = params
     _, envs, policy = _runtime(config, reference, min(len(episodes), side_by_side(config)))
     results = _rollouts(envs, policy, np.tile(theta, (len(episodes), 1)), obs_mean, obs_std,
                         [eval_env_seed(config.seed, iteration, e) for e in episodes])

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 
 def noise_dir() -> Path:
-    """The directory holding the table files: ``$ESREPRO_NOISE_DIR`` if set (created if missing),
+    """The directory holding the table files (and the hosts' shared update files,
+    ``distributed.host_update``): ``$ESREPRO_NOISE_DIR`` if set (created if missing),
     else ``/dev/shm`` when it is a writable directory, else ``tempfile.gettempdir()``.
 
     Raises

@@ -153,17 +153,24 @@ class OpenES:
         return g / returns.size
 
     def tell(self, noise_indices: np.ndarray, returns: np.ndarray) -> float:
-        """Update ``theta`` from one iteration's pairs.
-
-        Adam steps on ``-g + l2coeff * theta`` (reference run_master).
+        """Update ``theta`` from one iteration's pairs (``step``).
 
         Returns
         -------
         float
             The update ratio ``|step| / |theta|`` (a training diagnostic of the reference code).
         """
+        theta = self.theta
+        return float(np.linalg.norm(self.step(noise_indices, returns)) / np.linalg.norm(theta))
+
+    def step(self, noise_indices: np.ndarray, returns: np.ndarray) -> np.ndarray:
+        """Update ``theta`` from one iteration's pairs: Adam steps on ``-g + l2coeff * theta``
+        (reference run_master). Returns the step, float32 of shape (dim,).
+
+        Every operation is elementwise over the parameters, so an ``OpenES`` holding a slice
+        ``lo:hi`` of the parameters and Adam's moments, told the noise indices plus ``lo``, computes
+        the same bits as elements ``lo:hi`` of the whole update (``distributed.host_update``)."""
         g = self.gradient(noise_indices, returns)
         step = self.optimizer.step(-g + self.l2coeff * self.theta)
-        ratio = float(np.linalg.norm(step) / np.linalg.norm(self.theta))
         self.theta = self.theta + step
-        return ratio
+        return step

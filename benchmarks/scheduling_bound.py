@@ -1,0 +1,137 @@
+"""The highest parallel efficiency any coordination could reach: ES iterations with free coordination.
+
+An iteration of the paper's batch ends when its last episode ends (Algorithm 2 updates on the whole
+batch). With N workers, that leaves workers idle at the end of each iteration even if sending tasks,
+results and updates cost nothing: the iteration's work is split into indivisible units (our tasks:
+chunks of antithetic pairs; a pair's two episodes share an env seed and run on one worker), and the
+last units to start end at different times. This script computes that bound, without Dask and
+without sleeping: episode lengths drawn from those recorded in a real Humanoid-v5 ES run
+(``record_episode_lengths.py``), the batch built as ``esrepro.train.Trainer`` builds it
+(``pairs_per_iteration`` pairs plus the evaluation episodes in one round, then rounds of more pairs
+until the iteration holds ``min_timesteps_per_iteration`` timesteps), and each round's units handed
+in order to the first free worker (list scheduling, what Dask's scheduler does with queued tasks).
+
+Efficiency = (the iteration's work / N) / (the time until its last unit ends), as in
+``scale_simulation.py``; work in env steps (all steps cost the same). Units compared:
+
+* ``guided chunks``: the Trainer's tasks (``esrepro.distributed.tasks.chunks``), today's scheme;
+* ``one pair``: every pair its own unit, the finest split that keeps a pair on one worker;
+* ``one episode``: every episode its own unit (a pair split over two workers);
+* ``equal split``: one chunk of pairs per worker (``chunk_pairs = pairs / N``).
+
+    .venv/bin/python benchmarks/scheduling_bound.py                  # N = 18 144 720 1440
+    .venv/bin/python benchmarks/scheduling_bound.py --length-scale 12 --episode-cap-factor 1.5
+"""
+
+import argparse
+import heapq
+import math
+from pathlib import Path
+
+import numpy as np
+
+from esrepro.distributed.tasks import chunks
+
+HERE = Path(__file__).resolve().parent
+LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
+UNITS = ("guided chunks", "one pair", "one episode", "equal split")
+TARGET = 0.9
+
+
+def makespan(units: list[float], workers: int) -> float:
+    """Time until the last of ``units`` (their durations, in order) ends when each goes to the
+    first free of ``workers`` identical workers (list scheduling)."""
+    free = [0.0] * min(workers, len(units))
+    for u in units:
+        heapq.heapreplace(free, free[0] + u)
+    return max(free)
+
+
+def round_units(unit: str, pair_lengths: np.ndarray, evals: np.ndarray, workers: int) -> list[float]:
+    """One round's units: the evaluation episodes (one task each, first, as the Trainer orders its
+    calls), then the pairs ``pair_lengths`` (shape (n, 2)) grouped as ``unit`` says."""
+    n = len(pair_lengths)
+    if unit == "one episode":
+        return [*evals, *pair_lengths.ravel()]
+    if unit == "one pair":
+        ranges = chunks(0, n, workers, chunk_pairs=1)
+    elif unit == "equal split":
+        ranges = chunks(0, n, workers, chunk_pairs=math.ceil(n / workers))
+    else:
+        ranges = chunks(0, n, workers)
+    return [*evals, *(pair_lengths[a:b].sum() for a, b in ranges)]
+
+
+def iteration_efficiency(unit: str, draw, workers: int, pairs: int, eval_episodes: int, min_timesteps: int) -> float:
+    """Efficiency of one iteration built as the Trainer builds it, lengths from ``draw(count)``."""
+    first = draw(2 * pairs).reshape(-1, 2)
+    rounds, lengths = [round_units(unit, first, draw(eval_episodes), workers)], first
+    while lengths.sum() < min_timesteps:  # Trainer._population: more pairs in rounds of their own
+        extra = draw(2 * math.ceil((min_timesteps - lengths.sum()) / (2 * lengths.mean()))).reshape(-1, 2)
+        rounds.append(round_units(unit, extra, np.array([]), workers))
+        lengths = np.concatenate([lengths, extra])
+    work = sum(sum(r) for r in rounds)
+    return work / workers / sum(makespan(r, workers) for r in rounds)
+
+
+def ceiling(lengths: np.ndarray, workers: int, unit: str = "guided chunks", pairs: int = 5000,
+            eval_episodes: int = 10, min_timesteps: int = 100_000, iterations: int = 20) -> float:
+    """Median efficiency with free coordination over ``iterations`` iterations whose episode
+    lengths are drawn from ``lengths`` (seeded: the same draws for every unit and N)."""
+    rng = np.random.default_rng(0)
+
+    def draw(count):
+        return rng.choice(lengths, count).astype(np.float64)
+
+    return float(np.median([iteration_efficiency(unit, draw, workers, pairs, eval_episodes, min_timesteps)
+                            for _ in range(iterations)]))
+
+
+def recorded_lengths(path, stage: str, scale: float, cap_factor: float | None,
+                     limit: int = 1000) -> tuple[str, np.ndarray]:
+    """(stage name, lengths) of one recorded iteration (``stage``: its number or "last") of
+    ``record_episode_lengths.py``'s npz, times ``scale``, at most the env's ``limit`` (Humanoid-v5:
+    1,000 steps) and, if given, ``cap_factor`` times their mean."""
+    recorded = np.load(path)
+    stages = sorted((k for k in recorded.files if k.startswith("lengths_")), key=lambda k: int(k.split("_")[1]))
+    name = stages[-1] if stage == "last" else f"lengths_{stage}"
+    lengths = np.minimum(np.rint(recorded[name] * scale), limit)
+    if cap_factor:
+        lengths = np.minimum(lengths, math.ceil(cap_factor * lengths.mean()))
+    return name, lengths
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workers", type=int, nargs="+", default=[18, 144, 720, 1440])
+    ap.add_argument("--lengths", default=str(LENGTHS), help="npz of record_episode_lengths.py")
+    ap.add_argument("--stage", default="last", help="recorded iteration to draw lengths from (or 'last')")
+    ap.add_argument("--length-scale", type=float, default=1.0,
+                    help="multiply the recorded lengths (capped at the env's 1,000 steps): later training")
+    ap.add_argument("--episode-cap-factor", type=float, default=None,
+                    help="cap episodes at this factor times the mean length (the adaptive cap)")
+    ap.add_argument("--pairs", type=int, default=5000, help="pairs per iteration (paper: 10,000 episodes)")
+    ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--min-timesteps", type=int, default=100_000)
+    ap.add_argument("--iterations", type=int, default=20, help="iterations drawn per N (median reported)")
+    args = ap.parse_args()
+
+    stage, lengths = recorded_lengths(args.lengths, args.stage, args.length_scale, args.episode_cap_factor)
+    print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale}, cap {args.episode_cap_factor} "
+          f"(mean {lengths.mean():.0f}, max {lengths.max():.0f}); {args.pairs} pairs, {args.eval_episodes} "
+          f"evaluation episodes, >= {args.min_timesteps:,} timesteps; median of {args.iterations} iterations")
+    print("| N | pairs per worker | " + " | ".join(UNITS) + " |")
+    print("|---|---|" + "---|" * len(UNITS))
+    table = {}
+    for n in args.workers:
+        table[n] = {u: ceiling(lengths, n, u, args.pairs, args.eval_episodes, args.min_timesteps, args.iterations)
+                    for u in UNITS}
+        print(f"| {n} | {args.pairs / n:.1f} | " + " | ".join(f"{table[n][u]:.3f}" for u in UNITS) + " |", flush=True)
+    n, best = args.workers[-1], max(table[args.workers[-1]].values())
+    verdict = "reachable" if best >= TARGET else "OUT OF REACH"
+    print(f"SUMMARY highest efficiency with free coordination at N={n}: {best:.2f} (guided chunks "
+          f"{table[n]['guided chunks']:.2f}); the target {TARGET} is {verdict} for this batch and these lengths")
+
+
+if __name__ == "__main__":
+    main()
