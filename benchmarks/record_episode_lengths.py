@@ -38,9 +38,9 @@ def main():
         recorded, population = {}, trainer._population
 
         def recording(iteration, cap):  # the iteration's episodes, as the Trainer receives them
-            parts = population(iteration, cap)
+            parts, evaluation = population(iteration, cap)
             recorded[f"lengths_{iteration}"] = np.concatenate([p["lengths"].ravel() for p in parts])
-            return parts
+            return parts, evaluation
 
         trainer._population = recording
         with connect(args.workers) as client:
@@ -50,7 +50,7 @@ def main():
                 trainer.step()
                 lengths = recorded[f"lengths_{trainer.iteration}"]
                 print(f"iteration {trainer.iteration}: mean length {lengths.mean():.1f}, max {lengths.max()}, "
-                      f"return mean {trainer.rows[-1]['return_mean']:.1f}", flush=True)
+                      f"population return mean {trainer.pending['return_mean']:.1f}", flush=True)
             trainer.workers.close()
     write_npz(args.out, **recorded)
     print(f"{len(recorded)} iterations, {sum(v.sum() for v in recorded.values()):,} steps -> {args.out}")
