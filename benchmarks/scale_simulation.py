@@ -52,16 +52,15 @@ LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
 
 # -- the simulated workers (run in the worker host processes) ----------------------------------------
 class Simulation:
-    """What a simulated episode costs: lengths drawn from one recorded iteration's lengths."""
+    """What a simulated episode costs: lengths drawn from one recorded iteration's lengths
+    (``scheduling_bound.recorded_lengths``: scaled, at most the env's limit)."""
 
-    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float, scale: float, limit: int):
-        self.lengths, self.step_s, self.update_s, self.scale, self.limit = lengths, step_s, update_s, scale, limit
+    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float):
+        self.lengths, self.step_s, self.update_s = lengths, step_s, update_s
 
     def episode_lengths(self, key: tuple, count: int, cap: int | None) -> np.ndarray:
-        """Lengths of ``count`` episodes, deterministic in ``key``: recorded lengths times ``scale``,
-        at most the env's ``limit`` (its TimeLimit) and the adaptive ``cap``."""
-        rng = np.random.default_rng(key)
-        lengths = np.minimum(np.rint(rng.choice(self.lengths, count) * self.scale).astype(np.int64), self.limit)
+        """Lengths of ``count`` episodes, deterministic in ``key``, at most the adaptive ``cap``."""
+        lengths = np.random.default_rng(key).choice(self.lengths, count)
         return lengths if cap is None else np.minimum(lengths, cap)
 
 
@@ -127,8 +126,7 @@ def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
     import esrepro.distributed.replicas as replicas
     import esrepro.distributed.tasks as tasks
 
-    SIM = Simulation(np.load(sim["lengths"])[sim["stage"]], sim["step_s"], sim["update_s"], sim["scale"],
-                     sim["limit"])
+    SIM = Simulation(np.array(sim["lengths"], dtype=np.int64), sim["step_s"], sim["update_s"])
     tasks.evaluate_pairs, tasks.evaluate_policy = sim_evaluate_pairs, sim_evaluate_policy
     replicas.load_replica, replicas.resolve = sim_load_replica, sim_resolve
     tasks.NoiseTablePlugin.setup = lambda self, worker: None  # simulated workers read no noise
@@ -296,8 +294,7 @@ def main():
     params = run_params(None, args.env, overrides=params)
     whole_s, update_s = update_seconds(args.pairs, num_params, args.host_workers)
     update_s = update_s if args.communication == "scalar" else 0.0
-    sim = {"lengths": args.lengths, "stage": stage, "step_s": step_s, "update_s": update_s,
-           "scale": args.length_scale, "limit": limit}
+    sim = {"lengths": lengths.astype(int).tolist(), "step_s": step_s, "update_s": update_s}
     print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
           f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s "
           f"shared by {args.host_workers} workers ({whole_s:.2f} s alone); "
