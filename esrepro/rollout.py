@@ -66,31 +66,33 @@ def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | No
     k = len(envs)
     record_obs = record_obs if record_obs is not None else [False] * k
     obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(envs, env_seeds)])
-    totals, steps, noise = [0.0] * k, [0] * k, [None] * k
+    totals, lengths, noise = [0.0] * k, [0] * k, None
     sums = {i: (np.zeros(obs.shape[1]), np.zeros(obs.shape[1])) for i in range(k) if record_obs[i]}
-    active = list(range(k))
+    active, t = list(range(k)), 0  # the episodes step together: each active one has taken t steps
     while active:
         actions = policy.act(obs if obs_mean is None else normalize(obs.astype(np.float32), obs_mean, obs_std))
+        if action_noise_std:
+            if t % NOISE_BLOCK == 0:  # one generator call per episode and block of steps
+                noise = np.zeros((NOISE_BLOCK, *actions.shape), dtype=np.float32)
+                for i in active:
+                    noise[:, i] = action_noise_std * rngs[i].standard_normal((NOISE_BLOCK, *actions.shape[1:]),
+                                                                             dtype=np.float32)
+            actions = actions + noise[t % NOISE_BLOCK]
+        t += 1
         still = []
         for i in active:
             if i in sums:
                 obs_sum, obs_sumsq = sums[i]
                 obs_sum += obs[i]
                 obs_sumsq += np.square(obs[i])
-            action = actions[i]
-            if action_noise_std:
-                t = steps[i] % NOISE_BLOCK
-                if t == 0:  # one generator call per block of steps, not one per step
-                    noise[i] = action_noise_std * rngs[i].standard_normal((NOISE_BLOCK, *action.shape),
-                                                                          dtype=np.float32)
-                action = action + noise[i][t]
-            obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+            obs[i], reward, terminated, truncated, _ = envs[i].step(actions[i])
             totals[i] += float(reward)
-            steps[i] += 1
-            if not (terminated or truncated or steps[i] == max_steps):
+            if terminated or truncated or t == max_steps:
+                lengths[i] = t
+            else:
                 still.append(i)
         active = still
-    return [Episode(totals[i], steps[i], *sums.get(i, (None, None))) for i in range(k)]
+    return [Episode(totals[i], lengths[i], *sums.get(i, (None, None))) for i in range(k)]
 
 
 def rollout(env, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | None, env_seed: int,
