@@ -1,28 +1,41 @@
 """End-to-end throughput: env steps/s per worker inside a real ES run, against a bare ``env.step`` loop.
 
-What is measured, for each worker count W in ``--workers`` (default 1 and 2):
+What is measured, for each worker count W in ``--workers`` (default 1 and 2), in rounds:
 
-* ``bare``: W processes at once, each stepping its own env (``esrepro.envs.mujoco.make_env``) with
-  pre-drawn uniform random actions for ``--seconds``: env steps/s per process. Measured beside the run
-  in the same sitting with W processes stepping together, so both sides share the machine alike.
-* ``run``: a real ES run (``esrepro.train.Trainer`` on a LocalCluster of W single-threaded workers,
-  ``--pairs`` antithetic pairs per iteration, no evaluation episodes), ``--iterations`` timed
-  iterations after ``--warmup``: timesteps / wall time / W = env steps/s per worker.
+* ``run``: one iteration of a real ES run (``esrepro.train.Trainer`` on a LocalCluster of W
+  single-threaded workers, ``--pairs`` antithetic pairs per iteration, no evaluation episodes), after
+  ``--warmup`` untimed ones: timesteps / wall time / W = env steps/s per worker. The workers time
+  their ``env.step`` calls and record each episode's reset seed and actions.
+* right after it, ``bare``: W spawned processes at once, each replaying a share of the iteration's
+  episodes (reset seed, then the recorded actions) on one env, and stepping a second env with
+  pre-drawn uniform random actions, the two alternating in blocks of 50 steps: env steps/s per
+  process of ``bare replay`` (the simulator's speed for the very trajectories of the run: MuJoCo's
+  cost per step depends on the state, e.g. its contacts) and of ``bare random`` (the issue's
+  reference, ``esrepro.envs.mujoco.make_env``).
 
-ratio = run / bare. Where the rest goes, as fractions of the workers' time (W x wall):
+The CPUs of a shared machine change speed by +-20% from one second to the next (the same bare loop,
+0.5 s at a time, in one process: 6,600 to 12,800 steps/s). Two numbers are immune to that because
+both of their parts are measured in the same seconds: ``replay/random`` (blocks of 50 steps
+alternate) and the shares of the workers' time inside the run. The ratios run / bare compare
+different seconds: medians over ``--iterations`` rounds, with the spread.
 
-* ``rollout loop``: inside the tasks (Dask's "compute" time of ``evaluate_pairs``), the part beyond
-  what bare ``env.step`` needs for the same steps (policy, observation normalization, action noise,
-  the episode loop);
-* ``between tasks``: a worker's gaps between its tasks inside an iteration (task handling,
-  scheduling, transfer of results and parameters);
-* ``idle at the end``: from a worker's last task of an iteration to the end of the iteration (waiting
-  for the slowest task; the master's update and bookkeeping);
+The workers' time (W x wall) inside the run, as fractions that add up to 1:
+
+* ``env.step``: the workers' ``env.step`` calls;
+* ``loop``: the rest of the tasks (Dask's "compute" time of ``evaluate_pairs``): the policy,
+  observation normalization, action noise, the episode loop (and this benchmark's timing and copy of
+  each action, about 1 us per step);
+* ``between``: a worker's gaps between its tasks inside an iteration (task handling, scheduling,
+  transfer of results and parameters);
+* ``idle end``: from a worker's last task of an iteration to the end of the iteration (waiting for
+  the slowest task; the master's update and bookkeeping);
 * and, separately, the CPU seconds per iteration of this process (the ES master, the Dask client and
   the LocalCluster's scheduler share it).
 
+If env.step inside the run were as fast as bare, ratio to random = env.step share x replay/random.
+
     python benchmarks/end_to_end_throughput.py [--env HalfCheetah-v5] [--pairs 20] [--workers 1 2]
-                                               [--iterations 5] [--warmup 2] [--seconds 5]
+                                               [--iterations 8] [--warmup 2]
 """
 
 import argparse
@@ -45,65 +58,136 @@ from esrepro.train import Trainer
 TARGET = 0.85
 
 
+BLOCK = 50  # steps of the replay and the random reference alternate in blocks of this many
+
+
 def _bare_steps_per_s(args):
-    """Env steps/s of ``env.step`` with pre-drawn random actions, in this process."""
-    env_id, seconds, seed = args
-    env = make_env(env_id)
-    rng = np.random.default_rng(seed)
-    low, high = env.action_space.low, env.action_space.high
-    actions = rng.uniform(low, high, (100_000, low.size)).astype(np.float32)
-    env.reset(seed=seed)
-    steps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for action in actions[:1000]:
-            _, _, terminated, truncated, _ = env.step(action)
-            steps += 1
-            if terminated or truncated:
-                env.reset()
-    return steps / (time.perf_counter() - start)
+    """Env steps/s of ``env.step`` (replaying ``episodes`` [(reset seed, actions)], and with pre-drawn
+    random actions) in this process, on two envs stepped in alternating blocks of ``BLOCK`` steps."""
+    env_id, episodes, seed = args
+    replay, random = make_env(env_id), make_env(env_id)
+    low, high = random.action_space.low, random.action_space.high
+    actions = np.random.default_rng(seed).uniform(low, high, (BLOCK, low.size)).astype(np.float32)
+    random.reset(seed=seed)
+    steps, seconds = 0, [0.0, 0.0]
+    for episode_seed, episode in episodes:
+        replay.reset(seed=episode_seed)
+        for a in range(0, len(episode), BLOCK):
+            block = episode[a : a + BLOCK]
+            start = time.perf_counter()
+            for action in block:
+                replay.step(action)
+            middle = time.perf_counter()
+            for action in actions[: len(block)]:
+                _, _, terminated, truncated, _ = random.step(action)
+                if terminated or truncated:
+                    random.reset()
+            seconds[0] += middle - start
+            seconds[1] += time.perf_counter() - middle
+            steps += len(block)
+    return steps / seconds[0], steps / seconds[1]
 
 
-def bare(env_id, workers, seconds):
-    """Mean env steps/s per process with ``workers`` processes stepping at once."""
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return float(np.mean(pool.map(_bare_steps_per_s, [(env_id, seconds, k) for k in range(workers)])))
+def bare(pool, env_id, workers, episodes):
+    """Mean env steps/s per process (replay, random) with ``workers`` processes of ``pool`` stepping at
+    once, each replaying a share of ``episodes``."""
+    rates = pool.map(_bare_steps_per_s, [(env_id, episodes[k::workers], k) for k in range(workers)], chunksize=1)
+    return tuple(np.mean(rates, axis=0))
 
 
-def run(env_id, workers, args):
-    """(env steps/s per worker, breakdown dict) of a real run's timed iterations."""
+def _instrument():
+    """In a worker: from now on, time every ``env.step`` of a task and record each episode's reset
+    seed and actions (in ``esrepro.distributed.tasks``, read by ``_take_recording``)."""
+    import esrepro.distributed.tasks as tasks
+    from esrepro import rollout
+
+    tasks.ENV_STEP_S, tasks.EPISODES = 0.0, []
+
+    def instrumented(env):
+        step, reset = env.step, env.reset
+
+        def timed_step(action):
+            env.actions.append(np.array(action, dtype=np.float32))
+            start = time.perf_counter()
+            out = step(action)
+            tasks.ENV_STEP_S += time.perf_counter() - start
+            return out
+
+        def recorded_reset(seed=None, **kwargs):
+            env.actions = []
+            tasks.EPISODES.append((seed, env.actions))
+            return reset(seed=seed, **kwargs)
+
+        env.step, env.reset = timed_step, recorded_reset
+
+    def rollouts(envs, *args, **kwargs):
+        for env in envs:
+            if "step" not in vars(env):
+                instrumented(env)
+        return rollout.rollouts(envs, *args, **kwargs)
+
+    tasks.rollouts = rollouts
+
+
+def _take_recording():
+    """In a worker: (``env.step`` seconds, [(reset seed, actions)]) since the last call."""
+    import esrepro.distributed.tasks as tasks
+
+    recording = tasks.ENV_STEP_S, [(seed, np.array(actions)) for seed, actions in tasks.EPISODES]
+    tasks.ENV_STEP_S, tasks.EPISODES = 0.0, []
+    return recording
+
+
+def _iteration(trainer, client, workers):
+    """One ``trainer.step()``: (steps, wall s, master CPU s, its episodes [(reset seed, actions)], and in
+    worker-seconds: env.step, compute, between, idle)."""
+    me = psutil.Process()
+    client.run(_take_recording)
+    with get_task_stream(client) as ts:
+        cpu0, t0, s0 = me.cpu_times(), time.time(), trainer.timesteps
+        trainer.step()
+        t1, cpu1 = time.time(), me.cpu_times()
+    spans = {}
+    for task in ts.data:
+        if task["key"].startswith("evaluate_pairs"):
+            for s in task["startstops"]:
+                if s["action"] == "compute":
+                    spans.setdefault(task["worker"], []).append((s["start"], s["stop"]))
+    compute = between = 0.0
+    idle = (workers - len(spans)) * (t1 - t0)  # a worker without any task idled all along
+    for worker_spans in spans.values():
+        busy = sum(b - a for a, b in worker_spans)
+        last = max(b for _, b in worker_spans)
+        compute += busy
+        idle += t1 - last
+        between += (last - t0) - busy
+    master_cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
+    recordings = client.run(_take_recording).values()
+    env_step, episodes = sum(r[0] for r in recordings), [e for r in recordings for e in r[1]]
+    return trainer.timesteps - s0, t1 - t0, master_cpu, episodes, env_step, compute, between, idle
+
+
+def measure(env_id, workers, args):
+    """Per round: (run steps/s per worker, bare replay and random steps/s per process, shares of the
+    workers' time W x wall: env.step, loop, between, idle end; master CPU s)."""
     params = run_params(None, env_id, overrides={"iterations": 10**6, "pairs_per_iteration": args.pairs,
                                                  "eval_episodes": 0})
-    me = psutil.Process()
-    with tempfile.TemporaryDirectory() as out, connect(workers) as client:
+    rounds = []
+    with (tempfile.TemporaryDirectory() as out, connect(workers) as client,
+          multiprocessing.get_context("spawn").Pool(workers) as pool):
         trainer = Trainer(RunConfig.from_params(env_id, 0, params), out, log=lambda *_: None)
         trainer.connect(client)
+        client.run(_instrument)
         for _ in range(args.warmup):
-            trainer.step()
-        compute = between = idle = wall = master_cpu = 0.0
-        steps = 0
+            _iteration(trainer, client, workers)
         for _ in range(args.iterations):
-            with get_task_stream(client) as ts:
-                cpu0, t0, s0 = me.cpu_times(), time.time(), trainer.timesteps
-                trainer.step()
-                t1, cpu1 = time.time(), me.cpu_times()
-            steps += trainer.timesteps - s0
-            wall += t1 - t0
-            master_cpu += (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-            spans = {}
-            for task in ts.data:
-                if task["key"].startswith("evaluate_pairs"):
-                    for s in task["startstops"]:
-                        if s["action"] == "compute":
-                            spans.setdefault(task["worker"], []).append((s["start"], s["stop"]))
-            for worker_spans in spans.values():
-                busy = sum(b - a for a, b in worker_spans)
-                last = max(b for _, b in worker_spans)
-                compute += busy
-                idle += t1 - last
-                between += (last - t0) - busy
-            idle += (workers - len(spans)) * (t1 - t0)  # a worker without any task idled all along
-    return steps / wall / workers, {"compute": compute, "between": between, "idle": idle, "wall": wall,
-                                    "steps": steps, "master_cpu_per_iteration": master_cpu / args.iterations}
+            steps, seconds, master_cpu, episodes, env_step, compute, between, idle = _iteration(trainer, client,
+                                                                                                workers)
+            replay, random = bare(pool, env_id, workers, episodes)
+            total = workers * seconds
+            rounds.append((steps / seconds / workers, replay, random, env_step / total, (compute - env_step) / total,
+                           between / total, idle / total, master_cpu))
+    return rounds
 
 
 def main():
@@ -111,31 +195,30 @@ def main():
     ap.add_argument("--env", default="HalfCheetah-v5")
     ap.add_argument("--pairs", type=int, default=20, help="antithetic pairs per iteration")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--iterations", type=int, default=5, help="timed iterations per worker count")
+    ap.add_argument("--iterations", type=int, default=8, help="timed rounds per worker count")
     ap.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
-    ap.add_argument("--seconds", type=float, default=5.0, help="bare env.step time per measurement")
     args = ap.parse_args()
     logging.getLogger("distributed").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"{args.env}, 64-64 policy, {args.pairs} pairs per iteration, no evaluation episodes; "
-          f"{args.iterations} timed iterations after {args.warmup}")
-    print(f"{'W':>2} {'bare steps/s':>13} {'run steps/s':>12} {'ratio':>6} | share of W x wall: "
-          f"{'env.step':>8} {'loop':>6} {'between':>8} {'idle end':>8} | master CPU s/iter")
+    print(f"{args.env}, 64-64 policy, {args.pairs} pairs per iteration, no evaluation episodes; {args.iterations} "
+          f"rounds of one iteration, then bare env.step, after {args.warmup} iterations; medians over rounds")
+    print(f"{'W':>2} {'bare random':>11} {'bare replay':>11} {'run':>6} | {'ratio random (min-max)':>22} "
+          f"{'replay':>6} | {'replay/random':>13} | in the run: {'env.step':>8} {'loop':>6} {'between':>7} "
+          f"{'idle end':>8} | master CPU s/iter")
     ratios = {}
     for w in args.workers:
-        raw_before = bare(args.env, w, args.seconds / 2)
-        per_worker, b = run(args.env, w, args)
-        raw = (raw_before + bare(args.env, w, args.seconds / 2)) / 2  # around the run, as the load drifts
-        total = w * b["wall"]
-        env_share = b["steps"] / raw / total  # what bare env.step needs for the run's steps
-        ratios[w] = per_worker / raw
-        print(f"{w:>2} {raw:>13,.0f} {per_worker:>12,.0f} {ratios[w]:>6.2f} | {'':>18}{env_share:>8.2f} "
-              f"{b['compute'] / total - env_share:>6.2f} {b['between'] / total:>8.2f} {b['idle'] / total:>8.2f} | "
-              f"{b['master_cpu_per_iteration']:.3f}")
-    worst = min(ratios, key=ratios.get)
-    status = "met" if ratios[worst] >= TARGET else "MISSED"
-    print(f"SUMMARY end_to_end_throughput {args.env}: ratio "
-          + ", ".join(f"W={w} {r:.2f}" for w, r in ratios.items()) + f" (target {TARGET}): {status}")
+        rounds = np.array(measure(args.env, w, args))
+        vs_replay, vs_random = rounds[:, 0] / rounds[:, 1], rounds[:, 0] / rounds[:, 2]
+        ratios[w] = float(np.median(vs_random)), float(np.median(vs_replay))
+        run, replay, random, *shares, master_cpu = np.median(rounds, axis=0)
+        spread = f"({vs_random.min():.2f}-{vs_random.max():.2f})"
+        print(f"{w:>2} {random:>11,.0f} {replay:>11,.0f} {run:>6,.0f} | {ratios[w][0]:>10.2f} {spread:>11} "
+              f"{ratios[w][1]:>6.2f} | {np.median(rounds[:, 1] / rounds[:, 2]):>13.2f} | {'':>11} "
+              + " ".join(f"{x:>{n}.2f}" for x, n in zip(shares, (8, 6, 7, 8))) + f" | {master_cpu:.3f}")
+    status = "met" if min(r for r, _ in ratios.values()) >= TARGET else "MISSED"
+    print(f"SUMMARY end_to_end_throughput {args.env}: ratio to bare env.step with random actions "
+          + ", ".join(f"W={w} {r:.2f}" for w, (r, _) in ratios.items()) + f" (target {TARGET}): {status}; "
+          "to replaying the run's own actions " + ", ".join(f"W={w} {r:.2f}" for w, (_, r) in ratios.items()))
 
 
 if __name__ == "__main__":
