@@ -1,29 +1,36 @@
 """Bare ``env.step`` inside a Dask worker's task against the same loop in a plain spawned process.
 
-A worker runs its tasks in a thread beside its event loop (heartbeats, the profiler's sampling,
-memory monitoring). This measures what that costs the simulator: the same loop (``make_env``,
-1,000 pre-drawn uniform random actions, CPU time of the stepping thread) runs for ``--seconds`` in
-turn as a task on a one-worker LocalCluster (``esrepro.distributed.cluster.connect``) and in a
-spawned process, ``--rounds`` times, the order alternating; the per-round ratio cancels the machine's
-changes of speed from one second to the next. Nothing else runs meanwhile.
+A worker runs its tasks in a thread beside its event loop (heartbeats, memory monitoring) and its
+profiler, which samples the task thread's stack every ``distributed.worker.profile.interval`` and
+takes the GIL to do so. This measures what that costs the simulator: the same loop (``make_env``,
+1,000 pre-drawn uniform random actions) runs for ``--seconds`` in turn as a task on a one-worker
+LocalCluster with distributed's default interval (10 ms), as a task on one with esrepro's
+(``esrepro.distributed.cluster.WORKER_PROFILE_INTERVAL``), and in a spawned process, ``--rounds``
+times, the order rotating. It reports the stepping thread's env steps per wall second and its time
+on the CPU (thread CPU time / wall time); the per-round ratios to the plain process cancel the
+machine's changes of speed from one second to the next. Nothing else runs meanwhile.
 
     python benchmarks/worker_env_step.py [--env HalfCheetah-v5] [--rounds 20] [--seconds 0.5]
 """
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import statistics
 import time
 
+import dask
 import numpy as np
+from distributed import Client, LocalCluster
 
-from esrepro.distributed.cluster import connect
+from esrepro.distributed.cluster import SINGLE_THREAD_ENV, WORKER_PROFILE_INTERVAL
 from esrepro.envs.mujoco import make_env
 
 
-def steps_per_cpu_s(env_id: str, seconds: float) -> float:
-    """Env steps per CPU second of this thread, stepping with random actions for ``seconds``."""
+def step_rates(env_id: str, seconds: float) -> tuple[float, float]:
+    """(env steps per wall second, fraction of the wall time this thread was on the CPU), stepping
+    with random actions for ``seconds``."""
     env = make_env(env_id)
     low, high = env.action_space.low, env.action_space.high
     actions = np.random.default_rng(0).uniform(low, high, (1000, low.size)).astype(np.float32)
@@ -35,7 +42,18 @@ def steps_per_cpu_s(env_id: str, seconds: float) -> float:
             steps += 1
             if terminated or truncated:
                 env.reset()
-    return steps / (time.thread_time() - cpu)
+    wall = time.perf_counter() - start
+    return steps / wall, (time.thread_time() - cpu) / wall
+
+
+def one_worker(stack: contextlib.ExitStack, interval: str) -> Client:
+    """A client of a one-worker LocalCluster (single-threaded, BLAS pinned) whose profiler samples
+    every ``interval``."""
+    with dask.config.set({"distributed.worker.profile.interval": interval}):  # the nanny passes it on
+        cluster = stack.enter_context(LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                   env=SINGLE_THREAD_ENV))
+    return stack.enter_context(Client(cluster))
 
 
 def main():
@@ -45,22 +63,30 @@ def main():
     ap.add_argument("--seconds", type=float, default=0.5, help="stepping time per measurement")
     args = ap.parse_args()
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    rates = {"worker": [], "process": []}
-    with multiprocessing.get_context("spawn").Pool(1) as pool, connect(1) as client:
-        run = {"worker": lambda s: client.submit(steps_per_cpu_s, args.env, s, pure=False).result(),
-               "process": lambda s: pool.apply(steps_per_cpu_s, (args.env, s))}
-        for where in run:
-            run[where](0.2)  # warm-up: imports, env construction
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(1))
+        clients = {f"worker, profile every {interval} ({who})": one_worker(stack, interval)
+                   for interval, who in (("10ms", "distributed's default"), (WORKER_PROFILE_INTERVAL, "esrepro"))}
+        run = {name: lambda s, c=c: c.submit(step_rates, args.env, s, pure=False).result()
+               for name, c in clients.items()}
+        run["plain process"] = lambda s: pool.apply(step_rates, (args.env, s))
+        for measure in run.values():
+            measure(0.2)  # warm-up: imports, env construction
+        results = {name: [] for name in run}
+        names = list(run)
         for r in range(args.rounds):
-            for where in sorted(run, reverse=r % 2 == 1):
-                rates[where].append(run[where](args.seconds))
-    ratios = [w / p for w, p in zip(rates["worker"], rates["process"])]
-    for where, values in rates.items():
-        print(f"{where:>8}: median {statistics.median(values):,.0f} env steps per CPU s "
-              f"(min {min(values):,.0f}, max {max(values):,.0f})")
-    print(f"SUMMARY worker_env_step {args.env}: in a Dask worker's task, env.step runs at "
-          f"{statistics.median(ratios):.2f}x of a plain process (per-round median over {args.rounds} rounds; "
-          f"range {min(ratios):.2f}-{max(ratios):.2f})")
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                results[name].append(run[name](args.seconds))
+    plain = results["plain process"]
+    print(f"{args.env}, {args.rounds} rounds of {args.seconds} s each; medians")
+    print(f"{'':>48} {'steps/s':>8} {'on CPU':>7} {'steps/s vs plain (per round)':>29}")
+    for name, values in results.items():
+        ratio = statistics.median(v[0] / p[0] for v, p in zip(values, plain))
+        print(f"{name:>48} {statistics.median(v[0] for v in values):>8,.0f} "
+              f"{statistics.median(v[1] for v in values):>7.3f} {ratio:>29.2f}")
+    on_cpu = {name: statistics.median(v[1] for v in values) for name, values in results.items()}
+    print(f"SUMMARY worker_env_step {args.env}: the task thread is on the CPU "
+          + ", ".join(f"{on_cpu[name]:.3f} of the time in a {name}" for name in names))
 
 
 if __name__ == "__main__":

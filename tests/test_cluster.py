@@ -14,13 +14,21 @@ import sys
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import pytest
 import yaml
 from distributed import Client, Security
 
 from esrepro.config import ConfigError
-from esrepro.distributed.cluster import SINGLE_THREAD_ENV, connect, jobqueue_cluster, load_cluster, security
+from esrepro.distributed.cluster import (
+    SINGLE_THREAD_ENV,
+    WORKER_PROFILE_INTERVAL,
+    connect,
+    jobqueue_cluster,
+    load_cluster,
+    security,
+)
 
 from conftest import REPO, run_cli
 
@@ -139,6 +147,23 @@ def test_more_workers_than_cores(tmp_path, reference):
     assert workers_of(tmp_path / "out") == 8
 
 
+def _worker_settings():
+    return dask.config.get("distributed.worker.profile.interval"), {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
+
+
+def test_local_workers_settings():
+    """The local workers pin their BLAS pools and sample their profile every WORKER_PROFILE_INTERVAL,
+    and the caller's Dask configuration is its own again afterwards."""
+    before = dask.config.get("distributed.worker.profile.interval")
+    with connect(2) as client:
+        settings = client.run(_worker_settings)
+    assert len(settings) == 2
+    for interval, env in settings.values():
+        assert interval == WORKER_PROFILE_INTERVAL != before
+        assert env == SINGLE_THREAD_ENV
+    assert dask.config.get("distributed.worker.profile.interval") == before
+
+
 def test_external_scheduler(spawn, tmp_path, reference):
     start_dask(spawn, tmp_path / "scheduler.json", workers=3)
     done = run_cli(*RUN, "--scheduler", tmp_path / "scheduler.json", "--out", tmp_path / "out", timeout=120)
@@ -199,6 +224,7 @@ def test_job_script(kind, header, tmp_path):
     lines = script.splitlines()
     assert set(header) <= set(lines), script
     assert {f"export {k}=1" for k in SINGLE_THREAD_ENV} <= set(lines)
+    assert f"export DASK_DISTRIBUTED__WORKER__PROFILE__INTERVAL={WORKER_PROFILE_INTERVAL}" in lines
     worker = lines[-1].split()
     assert worker[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
     assert worker[3].startswith("tls://127.0.0.1:")

@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import dask
 from dask.utils import parse_bytes
 from distributed import Client, LocalCluster, Security
 
@@ -23,6 +24,12 @@ from esrepro.config import CONFIG_DIR, ConfigError, read_mapping, validate_schem
 #: BLAS and OpenMP pools pinned to one thread in every worker process: one worker = one core.
 SINGLE_THREAD_ENV = {v: "1" for v in
                      ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+
+#: How often the workers' Dask profiler samples their threads (distributed's default: 10 ms). Each
+#: sample takes the GIL from the task thread: a task stepping MuJoCo was on the CPU 0.94 of its wall
+#: time at 10 ms and 0.97 at 100 ms, and stepped at 0.81 and 0.91 of a plain process's speed
+#: (benchmarks/worker_env_step.py). The dashboard's Profile page still fills, at a coarser grain.
+WORKER_PROFILE_INTERVAL = "100ms"
 
 CLUSTER_SCHEMA = CONFIG_DIR / "cluster.schema.yaml"
 _BATCH_KEYS = {"cores", "memory", "jobs", "walltime", "account", "queue", "job_extra_directives",
@@ -160,12 +167,14 @@ def jobqueue_cluster(spec: dict):
 
     Each batch job runs ``cores`` single-threaded worker processes of this interpreter
     (``sys.executable``, so it must be at the same path on the compute nodes) with
-    ``SINGLE_THREAD_ENV`` exported. The scheduler runs in this process, with TLS (``security``,
-    or dask-jobqueue's temporary self-signed certificates) and its dashboard on 127.0.0.1.
+    ``SINGLE_THREAD_ENV`` and the profiler's ``WORKER_PROFILE_INTERVAL`` exported. The scheduler runs
+    in this process, with TLS (``security``, or dask-jobqueue's temporary self-signed certificates)
+    and its dashboard on 127.0.0.1.
     """
     from dask_jobqueue import PBSCluster, SLURMCluster
     cls = {"slurm": SLURMCluster, "pbs": PBSCluster}[spec["kind"]]
-    prologue = spec["job_script_prologue"] + [f"export {k}={v}" for k, v in SINGLE_THREAD_ENV.items()]
+    worker_env = SINGLE_THREAD_ENV | {"DASK_DISTRIBUTED__WORKER__PROFILE__INTERVAL": WORKER_PROFILE_INTERVAL}
+    prologue = spec["job_script_prologue"] + [f"export {k}={v}" for k, v in worker_env.items()]
     return cls(cores=spec["cores"], processes=spec["cores"], memory=spec["memory"], walltime=spec["walltime"],
                account=spec["account"], queue=spec["queue"], job_extra_directives=spec["job_extra_directives"],
                job_script_prologue=prologue, log_directory=spec["log_directory"],
@@ -211,8 +220,9 @@ def connect(workers: int, scheduler: str | None = None, cluster: dict | None = N
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         os.environ.update(SINGLE_THREAD_ENV)
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client:
+        with (dask.config.set({"distributed.worker.profile.interval": WORKER_PROFILE_INTERVAL}),  # the nanny passes it
+              LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client):
             yield client
     elif cluster["kind"] == "scheduler":
         target = cluster["scheduler"]
