@@ -10,7 +10,7 @@ What is measured, for each worker count W in ``--workers`` (default 1 and 2), in
   episodes (reset seed, then the recorded actions) on one env, and stepping a second env with
   pre-drawn uniform random actions, the two alternating in blocks of 50 steps: env steps/s per
   process of ``bare replay`` (the simulator's speed for the very trajectories of the run: MuJoCo's
-  cost per step depends on the state, e.g. its contacts) and of ``bare random`` (the issue's
+  cost per step depends on the state, e.g. its contacts) and of ``bare random`` (the target's
   reference, ``esrepro.envs.mujoco.make_env``).
 
 The CPUs of a shared machine change speed by +-20% from one second to the next (the same bare loop,
@@ -32,7 +32,8 @@ The workers' time (W x wall) inside the run, as fractions that add up to 1:
 * and, separately, the CPU seconds per iteration of this process (the ES master, the Dask client and
   the LocalCluster's scheduler share it).
 
-If env.step inside the run were as fast as bare, ratio to random = env.step share x replay/random.
+``x env.step`` = replay/random x the env.step share: the ratio to random that the run would have if
+its ``env.step`` calls ran as fast as the bare replay (both factors free of the machine's changes).
 
     python benchmarks/end_to_end_throughput.py [--env HalfCheetah-v5] [--pairs 20] [--workers 1 2]
                                                [--iterations 8] [--warmup 2]
@@ -203,8 +204,8 @@ def main():
     print(f"{args.env}, 64-64 policy, {args.pairs} pairs per iteration, no evaluation episodes; {args.iterations} "
           f"rounds of one iteration, then bare env.step, after {args.warmup} iterations; medians over rounds")
     print(f"{'W':>2} {'bare random':>11} {'bare replay':>11} {'run':>6} | {'ratio random (min-max)':>22} "
-          f"{'replay':>6} | {'replay/random':>13} | in the run: {'env.step':>8} {'loop':>6} {'between':>7} "
-          f"{'idle end':>8} | master CPU s/iter")
+          f"{'replay':>6} | {'replay/random':>13} {'x env.step':>10} | in the run: {'env.step':>8} {'loop':>6} "
+          f"{'between':>7} {'idle end':>8} | master CPU s/iter")
     ratios = {}
     for w in args.workers:
         rounds = np.array(measure(args.env, w, args))
@@ -212,8 +213,10 @@ def main():
         ratios[w] = float(np.median(vs_random)), float(np.median(vs_replay))
         run, replay, random, *shares, master_cpu = np.median(rounds, axis=0)
         spread = f"({vs_random.min():.2f}-{vs_random.max():.2f})"
+        physics = rounds[:, 1] / rounds[:, 2]
+        expected = np.median(physics * rounds[:, 3])
         print(f"{w:>2} {random:>11,.0f} {replay:>11,.0f} {run:>6,.0f} | {ratios[w][0]:>10.2f} {spread:>11} "
-              f"{ratios[w][1]:>6.2f} | {np.median(rounds[:, 1] / rounds[:, 2]):>13.2f} | {'':>11} "
+              f"{ratios[w][1]:>6.2f} | {np.median(physics):>13.2f} {expected:>10.2f} | {'':>11} "
               + " ".join(f"{x:>{n}.2f}" for x, n in zip(shares, (8, 6, 7, 8))) + f" | {master_cpu:.3f}")
     status = "met" if min(r for r, _ in ratios.values()) >= TARGET else "MISSED"
     print(f"SUMMARY end_to_end_throughput {args.env}: ratio to bare env.step with random actions "
