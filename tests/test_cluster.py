@@ -23,8 +23,9 @@ from distributed import Client, Security
 from esrepro.config import ConfigError
 from esrepro.distributed.cluster import (
     SINGLE_THREAD_ENV,
-    WORKER_PROFILE_INTERVAL,
+    WORKER_DASK_CONFIG,
     connect,
+    dask_env,
     jobqueue_cluster,
     load_cluster,
     security,
@@ -148,20 +149,31 @@ def test_more_workers_than_cores(tmp_path, reference):
 
 
 def _worker_settings():
-    return dask.config.get("distributed.worker.profile.interval"), {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
+    return {k: dask.config.get(k) for k in WORKER_DASK_CONFIG}, {k: os.environ.get(k) for k in SINGLE_THREAD_ENV}
 
 
 def test_local_workers_settings():
-    """The local workers pin their BLAS pools and sample their profile every WORKER_PROFILE_INTERVAL,
-    and the caller's Dask configuration is its own again afterwards."""
-    before = dask.config.get("distributed.worker.profile.interval")
+    """The local workers pin their BLAS pools and run with WORKER_DASK_CONFIG (not distributed's
+    defaults), and the caller's Dask configuration is its own again afterwards."""
+    before = {k: dask.config.get(k) for k in WORKER_DASK_CONFIG}
     with connect(2) as client:
         settings = client.run(_worker_settings)
     assert len(settings) == 2
-    for interval, env in settings.values():
-        assert interval == WORKER_PROFILE_INTERVAL != before
+    for config, env in settings.values():
+        assert config == WORKER_DASK_CONFIG
+        assert all(before[k] != v for k, v in config.items())
         assert env == SINGLE_THREAD_ENV
-    assert dask.config.get("distributed.worker.profile.interval") == before
+    assert {k: dask.config.get(k) for k in WORKER_DASK_CONFIG} == before
+
+
+def test_worker_config_as_environment():
+    """The variables exported in job scripts set WORKER_DASK_CONFIG in a new Python process."""
+    code = ("import dask, distributed, json, sys; "
+            "print(json.dumps({k: dask.config.get(k) for k in json.loads(sys.argv[1])}))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(list(WORKER_DASK_CONFIG))], capture_output=True,
+                          text=True, env=os.environ | dask_env(WORKER_DASK_CONFIG), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == WORKER_DASK_CONFIG
 
 
 def test_external_scheduler(spawn, tmp_path, reference):
@@ -224,7 +236,8 @@ def test_job_script(kind, header, tmp_path):
     lines = script.splitlines()
     assert set(header) <= set(lines), script
     assert {f"export {k}=1" for k in SINGLE_THREAD_ENV} <= set(lines)
-    assert f"export DASK_DISTRIBUTED__WORKER__PROFILE__INTERVAL={WORKER_PROFILE_INTERVAL}" in lines
+    assert {"export DASK_DISTRIBUTED__WORKER__PROFILE__INTERVAL=100ms",
+            "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=200ms"} <= set(lines)
     worker = lines[-1].split()
     assert worker[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
     assert worker[3].startswith("tls://127.0.0.1:")

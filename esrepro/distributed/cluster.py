@@ -25,11 +25,17 @@ from esrepro.config import CONFIG_DIR, ConfigError, read_mapping, validate_schem
 SINGLE_THREAD_ENV = {v: "1" for v in
                      ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
 
-#: How often the workers' Dask profiler samples their threads (distributed's default: 10 ms). Each
-#: sample takes the GIL from the task thread: a task stepping MuJoCo was on the CPU 0.94 of its wall
-#: time at 10 ms and 0.97 at 100 ms, and stepped at 0.81 and 0.91 of a plain process's speed
-#: (benchmarks/worker_env_step.py). The dashboard's Profile page still fills, at a coarser grain.
-WORKER_PROFILE_INTERVAL = "100ms"
+#: Dask settings of the workers esrepro starts. Distributed's defaults wake a worker's profiler every
+#: 10 ms and its event loop's tick every 20 ms, and each wake-up takes the GIL from the task thread
+#: stepping the simulator (benchmarks/worker_env_step.py: on the CPU 0.94-0.96 of its wall time with
+#: the defaults, 0.98 with these). The dashboard's Profile page still fills, at a coarser grain, and
+#: an unresponsive event loop is still reported (``distributed.admin.tick.limit``, 3 s).
+WORKER_DASK_CONFIG = {"distributed.worker.profile.interval": "100ms", "distributed.admin.tick.interval": "200ms"}
+
+
+def dask_env(config: dict) -> dict:
+    """``config`` as the environment variables Dask reads at start-up (``DASK_DISTRIBUTED__ADMIN__...``)."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): value for key, value in config.items()}
 
 CLUSTER_SCHEMA = CONFIG_DIR / "cluster.schema.yaml"
 _BATCH_KEYS = {"cores", "memory", "jobs", "walltime", "account", "queue", "job_extra_directives",
@@ -167,13 +173,13 @@ def jobqueue_cluster(spec: dict):
 
     Each batch job runs ``cores`` single-threaded worker processes of this interpreter
     (``sys.executable``, so it must be at the same path on the compute nodes) with
-    ``SINGLE_THREAD_ENV`` and the profiler's ``WORKER_PROFILE_INTERVAL`` exported. The scheduler runs
+    ``SINGLE_THREAD_ENV`` and ``WORKER_DASK_CONFIG`` exported. The scheduler runs
     in this process, with TLS (``security``, or dask-jobqueue's temporary self-signed certificates)
     and its dashboard on 127.0.0.1.
     """
     from dask_jobqueue import PBSCluster, SLURMCluster
     cls = {"slurm": SLURMCluster, "pbs": PBSCluster}[spec["kind"]]
-    worker_env = SINGLE_THREAD_ENV | {"DASK_DISTRIBUTED__WORKER__PROFILE__INTERVAL": WORKER_PROFILE_INTERVAL}
+    worker_env = SINGLE_THREAD_ENV | dask_env(WORKER_DASK_CONFIG)
     prologue = spec["job_script_prologue"] + [f"export {k}={v}" for k, v in worker_env.items()]
     return cls(cores=spec["cores"], processes=spec["cores"], memory=spec["memory"], walltime=spec["walltime"],
                account=spec["account"], queue=spec["queue"], job_extra_directives=spec["job_extra_directives"],
@@ -220,7 +226,7 @@ def connect(workers: int, scheduler: str | None = None, cluster: dict | None = N
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         os.environ.update(SINGLE_THREAD_ENV)
-        with (dask.config.set({"distributed.worker.profile.interval": WORKER_PROFILE_INTERVAL}),  # the nanny passes it
+        with (dask.config.set(WORKER_DASK_CONFIG),  # the nanny passes the caller's config to its worker
               LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client):
             yield client
