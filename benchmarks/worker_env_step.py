@@ -6,9 +6,9 @@ This measures what that costs the simulator: the same loop (``make_env``, 1,000 
 random actions) runs for ``--seconds`` in turn as a task on a one-worker LocalCluster with
 distributed's defaults (profile every 10 ms, tick every 20 ms), as a task on one with esrepro's
 settings (``esrepro.distributed.cluster.WORKER_DASK_CONFIG``), and in a spawned process,
-``--rounds`` times, the order rotating. It reports the stepping thread's env steps per wall second and its time
-on the CPU (thread CPU time / wall time); the per-round ratios to the plain process cancel the
-machine's changes of speed from one second to the next. Nothing else runs meanwhile.
+``--rounds`` times, the order rotating. It reports the stepping thread's env steps per wall second
+and its time on the CPU (thread CPU time / wall time); the per-round ratios to the plain process
+cancel the machine's changes of speed from one second to the next. Nothing else runs meanwhile.
 
     python benchmarks/worker_env_step.py [--env HalfCheetah-v5] [--rounds 20] [--seconds 0.5]
 """

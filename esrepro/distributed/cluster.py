@@ -27,7 +27,7 @@ SINGLE_THREAD_ENV = {v: "1" for v in
 
 #: Dask settings of the workers esrepro starts. Distributed's defaults wake a worker's profiler every
 #: 10 ms and its event loop's tick every 20 ms, and each wake-up takes the GIL from the task thread
-#: stepping the simulator (benchmarks/worker_env_step.py: on the CPU 0.94-0.96 of its wall time with
+#: stepping the simulator (benchmarks/worker_env_step.py: on the CPU 0.91-0.94 of its wall time with
 #: the defaults, 0.98 with these). The dashboard's Profile page still fills, at a coarser grain, and
 #: an unresponsive event loop is still reported (``distributed.admin.tick.limit``, 3 s).
 WORKER_DASK_CONFIG = {"distributed.worker.profile.interval": "100ms", "distributed.admin.tick.interval": "200ms"}
@@ -36,6 +36,7 @@ WORKER_DASK_CONFIG = {"distributed.worker.profile.interval": "100ms", "distribut
 def dask_env(config: dict) -> dict:
     """``config`` as the environment variables Dask reads at start-up (``DASK_DISTRIBUTED__ADMIN__...``)."""
     return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): value for key, value in config.items()}
+
 
 CLUSTER_SCHEMA = CONFIG_DIR / "cluster.schema.yaml"
 _BATCH_KEYS = {"cores", "memory", "jobs", "walltime", "account", "queue", "job_extra_directives",
