@@ -34,6 +34,8 @@ The workers' time (W x wall) inside the run, as fractions that add up to 1:
 
 ``x env.step`` = replay/random x the env.step share: the ratio to random that the run would have if
 its ``env.step`` calls ran as fast as the bare replay (both factors free of the machine's changes).
+Last, each round's episodes are replayed once more, as a task in each worker: the run's env.step
+calls against that replay tell a loss inside the run's tasks from one of the worker process.
 
     python benchmarks/end_to_end_throughput.py [--env HalfCheetah-v5] [--pairs 20] [--workers 1 2]
                                                [--iterations 8] [--warmup 2]
@@ -94,6 +96,14 @@ def bare(pool, env_id, workers, episodes):
     once, each replaying a share of ``episodes``."""
     rates = pool.map(_bare_steps_per_s, [(env_id, episodes[k::workers], k) for k in range(workers)], chunksize=1)
     return tuple(np.mean(rates, axis=0))
+
+
+def replay_in_workers(client, env_id, episodes):
+    """Mean env steps/s per worker replaying a share of ``episodes`` as a task in each worker, at once."""
+    addresses = list(client.scheduler_info()["workers"])
+    futures = [client.submit(_bare_steps_per_s, (env_id, episodes[k :: len(addresses)], k), workers=[a], pure=False)
+               for k, a in enumerate(addresses)]
+    return float(np.mean([f.result()[0] for f in futures]))
 
 
 def _instrument():
@@ -170,7 +180,8 @@ def _iteration(trainer, client, workers):
 
 def measure(env_id, workers, args):
     """Per round: (run steps/s per worker, bare replay and random steps/s per process, shares of the
-    workers' time W x wall: env.step, loop, between, idle end; master CPU s)."""
+    workers' time W x wall: env.step, loop, between, idle end; master CPU s; the run's env.step calls
+    and the replay in the workers, steps/s per worker)."""
     params = run_params(None, env_id, overrides={"iterations": 10**6, "pairs_per_iteration": args.pairs,
                                                  "eval_episodes": 0})
     rounds = []
@@ -187,7 +198,8 @@ def measure(env_id, workers, args):
             replay, random = bare(pool, env_id, workers, episodes)
             total = workers * seconds
             rounds.append((steps / seconds / workers, replay, random, env_step / total, (compute - env_step) / total,
-                           between / total, idle / total, master_cpu))
+                           between / total, idle / total, master_cpu, steps / env_step,
+                           replay_in_workers(client, env_id, episodes)))
     return rounds
 
 
@@ -211,13 +223,16 @@ def main():
         rounds = np.array(measure(args.env, w, args))
         vs_replay, vs_random = rounds[:, 0] / rounds[:, 1], rounds[:, 0] / rounds[:, 2]
         ratios[w] = float(np.median(vs_random)), float(np.median(vs_replay))
-        run, replay, random, *shares, master_cpu = np.median(rounds, axis=0)
+        run, replay, random, *shares, master_cpu, _, _ = np.median(rounds, axis=0)
         spread = f"({vs_random.min():.2f}-{vs_random.max():.2f})"
         physics = rounds[:, 1] / rounds[:, 2]
         expected = np.median(physics * rounds[:, 3])
         print(f"{w:>2} {random:>11,.0f} {replay:>11,.0f} {run:>6,.0f} | {ratios[w][0]:>10.2f} {spread:>11} "
               f"{ratios[w][1]:>6.2f} | {np.median(physics):>13.2f} {expected:>10.2f} | {'':>11} "
               + " ".join(f"{x:>{n}.2f}" for x, n in zip(shares, (8, 6, 7, 8))) + f" | {master_cpu:.3f}")
+        in_tasks = np.median(rounds[:, 8] / rounds[:, 9])
+        print(f"   the run's env.step calls at {in_tasks:.2f}x the speed of the same episodes replayed one after "
+              "another in the same workers right after the iteration (median of per-round ratios)")
     status = "met" if min(r for r, _ in ratios.values()) >= TARGET else "MISSED"
     print(f"SUMMARY end_to_end_throughput {args.env}: ratio to bare env.step with random actions "
           + ", ".join(f"W={w} {r:.2f}" for w, (r, _) in ratios.items()) + f" (target {TARGET}): {status}; "
