@@ -99,7 +99,8 @@ def bare(pool, env_id, workers, episodes):
 
 
 def replay_in_workers(client, env_id, episodes):
-    """Mean env steps/s per worker replaying a share of ``episodes`` as a task in each worker, at once."""
+    """Mean env steps/s per worker replaying a share of ``episodes`` as a task in each worker, at once
+    (``_bare_steps_per_s``, its random-action blocks alternating as in the spawned processes)."""
     addresses = list(client.scheduler_info()["workers"])
     futures = [client.submit(_bare_steps_per_s, (env_id, episodes[k :: len(addresses)], k), workers=[a], pure=False)
                for k, a in enumerate(addresses)]

@@ -65,10 +65,7 @@ def main():
     print("|---|---|---|---|")
     ratio = None
     for p in args.processes:
-        whole = shared = None
-        for variant in ("whole", "shared"):  # one after the other, each in fresh processes
-            seconds = measure(variant, p, args.repeats)
-            whole, shared = (seconds, shared) if variant == "whole" else (whole, seconds)
+        whole, shared = (measure(variant, p, args.repeats) for variant in ("whole", "shared"))  # fresh processes each
         ratio = whole / shared
         print(f"| {p} | {whole:.3f} | {shared:.3f} | {ratio:.2f} |", flush=True)
     print(f"SUMMARY with {args.processes[-1]} processes of a host updating at once, the shared update is "
