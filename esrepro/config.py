@@ -15,9 +15,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from esrepro.envs import ATARI, MUJOCO, kind_of
-from esrepro.envs.atari import TABLE2_FRAME_SKIP
+from esrepro.envs.atari import MAX_ACTIONS, TABLE2_FRAME_SKIP
 from esrepro.envs.mujoco import check_env_id
 from esrepro.errors import InputError
+from esrepro.policies import cnn
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 SCHEMA = CONFIG_DIR / "schema.yaml"
@@ -273,4 +274,19 @@ def run_params(config: dict | None, env: str, grid: dict | None = None, section:
         if params["iterations"] is None and params["timesteps"] is None:
             raise ConfigError(f"config keys '{where('iterations')}.iterations' and 'timesteps' are both null: "
                               "give at least one budget")
+        given = "noise_table_size" in in_file or "noise_table_size" in overrides
+        _check_noise_table(env_id(section, env), params, where("noise_table_size") if given else f"{section}.params")
     return params
+
+
+def _check_noise_table(env: str, params: dict, where: str) -> None:
+    """Refuse a noise table no larger than the policy's parameter vector (a perturbation is a
+    slice of it), before any run starts. An Atari table larger than the network with ALE's full
+    action set fits every game, so no game's env is made then (the paper grid has 51)."""
+    size, kind = params["noise_table_size"], kind_of(env)
+    if kind is ATARI and size > cnn.num_params(params["network"], MAX_ACTIONS):
+        return
+    n = kind.num_params(env, params)
+    if size <= n:
+        raise ConfigError(f"config key '{where}.noise_table_size' = {size}: must exceed the "
+                          f"policy's {n:,} parameters (a perturbation is a slice of it)")

@@ -12,7 +12,6 @@ import numpy as np
 
 from esrepro import checkpoint, provenance
 from esrepro.atomic import write_json, write_npz
-from esrepro.config import ConfigError
 from esrepro.distributed.cluster import connect
 from esrepro.distributed.replicas import Update, Workers, apply_update, noise_plugin_name
 from esrepro.distributed.tasks import NoiseTablePlugin, chunks, evaluate_pairs, evaluate_policy
@@ -44,8 +43,6 @@ class Trainer:
 
     Raises
     ------
-    ConfigError
-        If the noise table is smaller than the policy's parameter vector.
     checkpoint.CheckpointMismatch
         If ``out_dir`` holds a checkpoint of another configuration.
     """
@@ -59,9 +56,6 @@ class Trainer:
             p = config.env
             self.reference = reference_batch(config.env_id, p.frame_skip, p.noop_max, p.vbn_batch_size, config.seed)
         self.policy = config.kind.make_policy(env, config.env, self.reference)
-        if config.noise_table_size <= self.policy.num_params:
-            raise ConfigError(f"run parameter 'noise_table_size' = {config.noise_table_size}: must exceed the "
-                              f"policy's {self.policy.num_params:,} parameters (a perturbation is a slice of it)")
         self.noise = NoiseTable(config.noise_table_size, config.noise_seed)
         self.es = OpenES(self.policy.init_params(np.random.default_rng([config.seed])), self.noise,
                          config.stepsize, config.l2coeff)

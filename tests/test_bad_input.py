@@ -88,12 +88,23 @@ CASES = {
                             ["'trpo.presets.1' = 'paper2018'", "'zoo', 'paper2017'"]),
     "A2C negative timesteps": (_with(("a2c",), {"params": {"timesteps": -5}, "games": {"Pong": None}}),
                                ["'a2c.params.timesteps' = -5"]),
+    "noise table smaller than the policy": (_with(("es", "envs"), {"InvertedPendulum-v5": {"noise_table_size": 4000}}),
+                                            ["'es.envs.InvertedPendulum-v5.noise_table_size' = 4000",
+                                             "must exceed the policy's 4,545 parameters"]),
+    "noise table smaller than the scaling runs' policy": (
+        _with(("scaling",), dict(SCALING, env="Humanoid-v5", params={"iterations": 1, "target_return": 10,
+                                                                     "hidden": [256, 256], "noise_table_size": 10**5})),
+        ["'scaling.params.noise_table_size' = 100000", "must exceed the policy's 159,505 parameters"]),
+    "noise table smaller than the CNN": (_with(("atari",), {"params": {"iterations": 1, "noise_table_size": 10**6},
+                                                            "games": {"Pong": None}}),
+                                         ["'atari.params.noise_table_size' = 1000000", "1,687,878 parameters"]),
 }
 #: The cases also run through Snakemake (the same check, reached from the Snakefile).
 SNAKEMAKE_CASES = ["unknown env id", "sigma negative in env override", "missing required key", "unknown key",
                    "non-integer seed", "unknown Atari game", "frame-skip game not in the grid", "sigma NaN",
                    "whole-number float budget", "scaling without a target", "TRPO gamma NaN",
-                   "unknown TRPO preset"]
+                   "unknown TRPO preset", "noise table smaller than the scaling runs' policy",
+                   "noise table smaller than the CNN"]
 
 
 def _exit_code(argv) -> int:
@@ -220,7 +231,7 @@ ARGS = {
                        ["'--params.gamma' = inf"]),
     "noise table smaller than the policy": (
         ["train", *ENV, "--seed", "0", "--iterations", "1", "--params", '{"noise_table_size": 100}'],
-        ["'noise_table_size' = 100", "must exceed the policy's"]),
+        ["'--params.noise_table_size' = 100", "must exceed the policy's"]),
 }
 
 

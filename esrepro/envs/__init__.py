@@ -30,6 +30,8 @@ class EnvKind:
         ``AtariParams``); its fields are the parameter names.
     make_env : callable (env_id, kind params, max_episode_steps) -> gymnasium.Env
     make_policy : callable (env, kind params, reference batch or None) -> policy
+    num_params : callable (env_id, run parameters as a dict) -> int
+        The length of the policy's parameter vector, without making a run's env or policy.
     """
 
     name: str
@@ -37,14 +39,15 @@ class EnvKind:
     params: type
     make_env: Callable
     make_policy: Callable
+    num_params: Callable
 
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self.params))
 
 
-MUJOCO = EnvKind("MuJoCo", "es", mujoco.MujocoParams, mujoco.make_run_env, mujoco.make_policy)
-ATARI = EnvKind("Atari", "atari", atari.AtariParams, atari.make_run_env, atari.make_policy)
+MUJOCO = EnvKind("MuJoCo", "es", mujoco.MujocoParams, mujoco.make_run_env, mujoco.make_policy, mujoco.num_params)
+ATARI = EnvKind("Atari", "atari", atari.AtariParams, atari.make_run_env, atari.make_policy, atari.num_params)
 KINDS = (MUJOCO, ATARI)
 
 

@@ -23,6 +23,7 @@ No fire-on-reset and no reward clipping (neither is part of the paper's protocol
 """
 
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ import numpy as np
 from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
 
 from esrepro.envs.mujoco import check_env_id
+from esrepro.policies import cnn
 from esrepro.policies.cnn import CNNPolicy
 
 gym.register_envs(ale_py)
@@ -241,6 +243,25 @@ def reference_batch(env_id: str, frame_skip: int, noop_max: int, size: int = 128
 def make_run_env(env_id: str, params: AtariParams, max_episode_steps: int | None) -> gym.Env:
     """The env of an ES run: ``make_atari_env`` with the run's frame_skip and noop_max."""
     return make_atari_env(env_id, params.frame_skip, params.noop_max, max_episode_steps)
+
+
+#: Actions of ALE's full action set: no game's minimal set (the policy's outputs) is larger.
+MAX_ACTIONS = 18
+
+
+@functools.cache
+def n_actions(env_id: str) -> int:
+    """The size of the game's minimal action set (the policy's outputs), from one env made and closed."""
+    env = gym.make(env_id)
+    n = env.action_space.n
+    env.close()
+    return int(n)
+
+
+def num_params(env_id: str, params: dict) -> int:
+    """Length of the parameter vector of ``env_id``'s policy for the run parameters ``params``
+    (``network``), known before any run starts (the workflow checks the noise table against it)."""
+    return cnn.num_params(params["network"], n_actions(env_id))
 
 
 def make_policy(env: gym.Env, params: AtariParams, reference: np.ndarray) -> CNNPolicy:

@@ -2,6 +2,7 @@
 only: the tanh MLP policy, observation normalization and action noise."""
 
 import difflib
+import functools
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -51,6 +52,22 @@ def make_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
 def make_run_env(env_id: str, params: MujocoParams, max_episode_steps: int | None) -> gym.Env:
     """The env of an ES run (``make_env``; ``params`` change nothing about the env)."""
     return make_env(env_id, max_episode_steps)
+
+
+@functools.cache
+def _spaces(env_id: str) -> tuple:
+    """(observation size, action low, action high) of ``env_id``, from one env made and closed."""
+    env = make_env(env_id)
+    space = env.action_space
+    env.close()
+    return env.observation_space.shape[0], space.low, space.high
+
+
+def num_params(env_id: str, params: dict) -> int:
+    """Length of the parameter vector of ``env_id``'s policy for the run parameters ``params``
+    (``hidden``, ``action_bins``), known before any run starts (the workflow checks the noise table
+    against it)."""
+    return MLPPolicy(*_spaces(env_id), params["hidden"], params["action_bins"]).num_params
 
 
 def make_policy(env: gym.Env, params: MujocoParams, reference=None) -> MLPPolicy:

@@ -110,6 +110,11 @@ def build_layers(network: str, n_actions: int) -> list[Layer]:
     return layers
 
 
+def num_params(network: str, n_actions: int) -> int:
+    """Length of the flat parameter vector of ``network`` with ``n_actions`` outputs (``build_layers``)."""
+    return sum(layer.num_params for layer in build_layers(network, n_actions))
+
+
 def block_layer(layer: Layer) -> Layer:
     """The first convolution as computed: a (kernel / stride)-square convolution with stride 1 over
     the map of stride x stride blocks of the observation (space-to-depth). Needs kernel = 2 x stride
@@ -198,7 +203,7 @@ class CNNPolicy:
     def __init__(self, n_actions: int, network: str, reference_batch: np.ndarray):
         self.layers = build_layers(network, n_actions)
         self.network, self.n_actions = network, int(n_actions)
-        self.num_params = sum(layer.num_params for layer in self.layers)
+        self.num_params = num_params(network, n_actions)
         ref = np.asarray(reference_batch)
         if ref.dtype != np.uint8 or ref.ndim != 4 or ref.shape[1:] != OBS_SHAPE or ref.shape[0] < 2:
             raise ValueError(f"reference_batch must be uint8 of shape (n >= 2, {', '.join(map(str, OBS_SHAPE))}), "
