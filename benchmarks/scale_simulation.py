@@ -147,6 +147,49 @@ def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
     asyncio.run(run())
 
 
+# -- the scheduler: its messages counted -----------------------------------------------------------
+def dask_setup(scheduler):
+    """Preload of the simulation's scheduler (``dask scheduler --preload scale_simulation.py``):
+    count every message through it, received (each operation of an rpc or of a batched stream,
+    from workers and clients) and sent (each message its batched streams carry), in
+    ``scheduler.esrepro_messages``."""
+    import functools
+    import inspect
+
+    from distributed.batched import BatchedSend
+
+    scheduler.esrepro_messages = 0
+
+    def count(handler):
+        if inspect.iscoroutinefunction(handler):
+            @functools.wraps(handler)
+            async def counted(*args, **kwargs):
+                scheduler.esrepro_messages += 1
+                return await handler(*args, **kwargs)
+        else:
+            @functools.wraps(handler)
+            def counted(*args, **kwargs):
+                scheduler.esrepro_messages += 1
+                return handler(*args, **kwargs)
+        return counted
+
+    for handlers in (scheduler.handlers, scheduler.stream_handlers):
+        for op, handler in list(handlers.items()):
+            handlers[op] = count(handler)
+    send = BatchedSend.send
+
+    def counted_send(self, *msgs):
+        scheduler.esrepro_messages += len(msgs)
+        return send(self, *msgs)
+
+    BatchedSend.send = counted_send
+
+
+def scheduler_messages(client) -> int:
+    """Messages through the scheduler so far (``dask_setup``), this query's own not counted."""
+    return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.esrepro_messages) - 1
+
+
 # -- the master side -----------------------------------------------------------------------------------
 def step_seconds(env_id: str, episodes: int = 16) -> tuple[float, int]:
     """Seconds per env step of a worker's rollouts here (``esrepro.rollout.rollouts``, 256-256
@@ -220,7 +263,8 @@ def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
     scheduler_file = tmp / "scheduler.json"
     env = os.environ | {"DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": os.environ.get("STEALING", "True")}
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                                  "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file),
+                                  "--preload", str(Path(__file__).resolve())],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     hosts = []
     try:
@@ -244,15 +288,17 @@ def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
             for i in range(args.iterations + 1):
                 for c in cpu.values():
                     c.take()
+                messages = scheduler_messages(client)
                 trainer.step()
+                messages = scheduler_messages(client) - messages - 1  # the query before the step
                 # the round: the new iteration's pairs and the evaluation of the parameters they perturb
                 row, pairs = trainer.rows[-1], trainer.pending
                 work = pairs["pairs"] * 2 * pairs["length_mean"] + config.eval_episodes * row["eval_length_mean"]
                 rows.append({"iteration_s": row["iteration_time_s"], "ideal_s": work * sim["step_s"] / n_workers,
-                             **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}})
+                             **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}, "scheduler_messages": messages})
                 print(f"N={n_workers} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
-                      f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}",
-                      flush=True)
+                      f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}, "
+                      f"{messages} scheduler messages", flush=True)
             trainer.workers.close()
         steady = rows[1:]  # the first round starts the workers' envs and caches
         out = {k: float(np.median([r[k] for r in steady])) for k in steady[0]}
@@ -300,9 +346,10 @@ def main():
           f"shared by {args.host_workers} workers ({whole_s:.2f} s alone); "
           f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")
     fields = ["scheme", "episode_cap", "communication", "length_scale", "workers", "iteration_s", "ideal_s",
-              "efficiency", "ceiling", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s"]
-    print("| N | iteration s | ideal s | efficiency | ceiling | master CPU s | scheduler CPU s | workers' CPU s |")
-    print("|---|---|---|---|---|---|---|---|")
+              "efficiency", "ceiling", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s", "scheduler_messages"]
+    print("| N | iteration s | ideal s | efficiency | ceiling | efficiency / ceiling | master CPU s | scheduler CPU s "
+          "| workers' CPU s | scheduler messages |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     results = []
     for n in args.workers:  # each row printed and saved as soon as it is measured
         r = simulate(n, args, sim, params) | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
@@ -312,8 +359,8 @@ def main():
                                                                  min_timesteps=args.min_timesteps)}
         results.append(r)
         print(f"| {r['workers']} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
-              f"| {r['ceiling']:.2f} | {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} "
-              f"| {r['workers_cpu_s']:.2f} |", flush=True)
+              f"| {r['ceiling']:.2f} | {r['efficiency'] / r['ceiling']:.2f} | {r['master_cpu_s']:.2f} "
+              f"| {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} | {r['scheduler_messages']:.0f} |", flush=True)
         if args.csv:
             path = Path(args.csv)
             new, header = not path.exists(), fields
