@@ -58,7 +58,8 @@ from esrepro.envs.mujoco import make_env
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
 
-TARGET = 0.85
+#: The goal: env steps/s per worker in the run >= this fraction of the replay of its own episodes.
+TARGET = 0.9
 
 
 BLOCK = 50  # steps of the replay and the random reference alternate in blocks of this many
@@ -234,11 +235,11 @@ def main():
         in_tasks = np.median(rounds[:, 8] / rounds[:, 9])
         print(f"   the run's env.step calls at {in_tasks:.2f}x the speed of the same episodes replayed one after "
               "another in the same workers right after the iteration (median of per-round ratios)")
-    status = "met" if min(r for r, _ in ratios.values()) >= TARGET else "MISSED"
-    print(f"SUMMARY end_to_end_throughput {args.env}: ratio to bare env.step with random actions "
-          + ", ".join(f"W={w} {r:.2f}" for w, (r, _) in ratios.items()) + f" (target {TARGET}): {status}; "
-          "to replaying the run's own actions " + ", ".join(f"W={w} {r:.2f}" for w, (_, r) in ratios.items()))
-
+    to_replay = min(r for _, r in ratios.values())
+    print(f"SUMMARY end_to_end_throughput {args.env}: ratio_to_replay={to_replay:.2f} (the lower of "
+          + ", ".join(f"W={w} {r:.2f}" for w, (_, r) in ratios.items()) + f"; target >= {TARGET}: "
+          f"{'met' if to_replay >= TARGET else 'MISSED'}); to bare env.step with random actions "
+          + ", ".join(f"W={w} {r:.2f}" for w, (r, _) in ratios.items()))
 
 if __name__ == "__main__":
     main()
