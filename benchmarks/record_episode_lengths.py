@@ -38,9 +38,9 @@ def main():
         recorded, population = {}, trainer._population
 
         def recording(iteration, cap):  # the iteration's episodes, as the Trainer receives them
-            parts, evaluation = population(iteration, cap)
+            parts, evaluation, dropped = population(iteration, cap)
             recorded[f"lengths_{iteration}"] = np.concatenate([p["lengths"].ravel() for p in parts])
-            return parts, evaluation
+            return parts, evaluation, dropped
 
         trainer._population = recording
         with connect(args.workers) as client:

@@ -44,6 +44,7 @@ class RunConfig:
     max_episode_steps: int | None
     episode_cap_factor: float | None
     communication: str
+    batch: str
     env: MujocoParams | AtariParams
 
     @classmethod
@@ -63,6 +64,12 @@ class RunConfig:
     def scalar(self) -> bool:
         """Whether workers keep replicas and receive only scalars (paper Algorithm 2)."""
         return self.communication == "scalar"
+
+    @property
+    def deterministic(self) -> bool:
+        """Whether the run is a function of its config and seed alone: every batch rule but the
+        reference code's first-come one (``batch: first_come``)."""
+        return self.batch == "all"
 
     def params(self) -> dict:
         """The run parameters as one flat dict, as validated (run.json's ``config``)."""

@@ -25,7 +25,8 @@ from esrepro.run_config import RunConfig
 
 #: ES's columns of progress.csv after the shared ones (one row per iteration; row 0 is the
 #: initial policy, without population statistics).
-ES_COLUMNS = ("return_min", "length_mean", "episode_cap", "pairs", "update_ratio", "obs_count", "iteration_time_s")
+ES_COLUMNS = ("return_min", "length_mean", "episode_cap", "pairs", "update_ratio", "obs_count", "iteration_time_s",
+              "dropped_episodes")
 
 
 class Trainer:
@@ -92,7 +93,7 @@ class Trainer:
         the round (``_tell``), not while they wait."""
         iteration = self.iteration + 1
         cap = self._episode_cap()
-        parts, evaluation = self._population(iteration, cap)  # ask and evaluate, on the workers
+        parts, evaluation, dropped = self._population(iteration, cap)  # ask and evaluate, on the workers
         self._record(self.pending | evaluation)
         if self._target_reached():
             self.pending = None
@@ -110,7 +111,8 @@ class Trainer:
         returns = update.returns
         self.pending = {"pairs": len(update.noise_indices), "return_mean": returns.mean(),
                         "return_std": returns.std(), "episode_cap": np.nan if cap is None else cap,
-                        "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean()}
+                        "return_max": returns.max(), "return_min": returns.min(), "length_mean": lengths.mean(),
+                        "dropped_episodes": dropped}
         if not self.config.scalar:  # broadcast: the next round's payload is the updated parameters
             self._tell()
 
@@ -144,6 +146,7 @@ class Trainer:
                    "from_workers_per_iteration": self.workers.bytes_from_workers // iterations,
                    "full_state_total": self.workers.bytes_full_state}
         summary = {"algo": "es", "env": self.config.env_id, "seed": self.config.seed, "config": self.config.params(),
+                   "deterministic": self.config.deterministic,
                    "num_params": self.policy.num_params, "iterations": self.iteration,
                    "timesteps": self.timesteps, "episodes": self.episodes, "wall_time_s": self.wall_time_s,
                    "final_eval_return_mean": final["eval_return_mean"],
@@ -170,8 +173,11 @@ class Trainer:
         ``iteration - 1``): ``pairs_per_iteration`` pairs with the evaluation episodes in one
         round, then more pairs in deterministic rounds until the iteration holds
         ``min_timesteps_per_iteration`` timesteps (the reference code's "episodes AND timesteps"
-        batch rule, made independent of timing). Training episodes stop after ``cap`` steps if it
-        is not None. Returns (the pair chunks' results, the evaluation's columns)."""
+        batch rule, made independent of timing), or with ``batch: first_come`` the reference code's
+        own rule (``_first_come``). Training episodes stop after ``cap`` steps if it is not None.
+        Returns (the pair chunks' results, the evaluation's columns, the episodes dropped: 0 here)."""
+        if not self.config.deterministic:
+            return self._first_come(iteration, cap)
         n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
         episodes = range(self.config.eval_episodes)
         calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
@@ -183,7 +189,47 @@ class Trainer:
             parts += self.workers.map(self._pair_calls(iteration, n, n + extra, cap))
             n += extra
             lengths = np.concatenate([p["lengths"] for p in parts])
-        return parts, evaluation
+        return parts, evaluation, 0
+
+    def _first_come(self, iteration, cap):
+        """The reference code's batch rule (es_distributed/es.py, run_master; ``batch: first_come``):
+        pairs are counted in the order their results arrive until the iteration holds at least
+        ``pairs_per_iteration`` pairs and ``min_timesteps_per_iteration`` timesteps (and the
+        evaluation is done). Tasks keep coming while it is not full: each arriving chunk of pairs is
+        replaced by a new one of the smallest chunk size (pair indices go on past
+        ``pairs_per_iteration``), so no worker waits for a straggler. Then the pairs of the chunk
+        that filled it and of later arrivals are dropped, and the chunks still queued or running are
+        abandoned. Which pairs count depends on timing: not deterministic.
+
+        Returns (one part holding the counted pairs in arrival order, the evaluation's columns, the
+        episodes dropped or abandoned)."""
+        n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
+        episodes = range(self.config.eval_episodes)
+        calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
+        arrivals = self.workers.arrivals(calls, meanwhile=self._tell)
+        smallest, next_pair = math.ceil(n / (16 * self.workers.count())), n
+        evaluation, counted, timesteps, dropped = [], [], 0, 0
+        for call, result in arrivals:
+            if call[0] is evaluate_policy:
+                evaluation.append(result)
+            else:
+                for k, pair_lengths in enumerate(result["lengths"]):
+                    if len(counted) < n or timesteps < minimum:
+                        counted.append((call[2] + k, result, k))
+                        timesteps += int(pair_lengths.sum())
+                    else:
+                        dropped += 2
+            full = len(counted) >= n and timesteps >= minimum
+            if full and len(evaluation) == len(episodes):
+                break
+            if not full and call[0] is evaluate_pairs:
+                arrivals.add(self._pair_calls(iteration, next_pair, next_pair + smallest, cap, chunk_pairs=smallest))
+                next_pair += smallest
+        dropped += sum(2 * (call[3] - call[2]) for call in arrivals.abandon() if call[0] is evaluate_pairs)
+        obs = [(j, *sums) for j, result, _ in counted for i, *sums in result["obs"] if i == j]
+        part = {key: np.stack([result[key][k] for _, result, k in counted]) for key in ("noise_indices", "returns",
+                                                                                       "lengths")}
+        return [part | {"obs": obs}], _evaluation(evaluation), dropped
 
     def _episode_cap(self) -> int | None:
         """This iteration's adaptive episode cap (paper section 2.1): ``episode_cap_factor`` times the
@@ -191,8 +237,8 @@ class Trainer:
         factor, previous = self.config.episode_cap_factor, self.pending.get("length_mean", np.nan)
         return None if factor is None or np.isnan(previous) else math.ceil(factor * previous)
 
-    def _pair_calls(self, iteration, start, stop, cap):
-        ranges = chunks(start, stop, self.workers.count(), self.chunk_pairs)
+    def _pair_calls(self, iteration, start, stop, cap, chunk_pairs=None):
+        ranges = chunks(start, stop, self.workers.count(), chunk_pairs or self.chunk_pairs)
         return [(evaluate_pairs, iteration, a, b, cap) for a, b in ranges]
 
     def _evaluate(self, iteration):

@@ -15,6 +15,7 @@ them). The master's side is ``Workers``: ``map`` runs tasks on the current versi
 moves to the next one. The workers' side is ``resolve``, called before every task.
 """
 
+import collections
 import pickle
 import threading
 import uuid
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from distributed import get_worker, wait
+from distributed import as_completed, get_worker, wait
 
 from esrepro.distributed import host_update
 from esrepro.errors import RunFailed
@@ -231,9 +232,7 @@ class Workers:
         """
         results, todo = [None] * len(calls), list(range(len(calls)))
         for _ in range(MAX_STALE_ROUNDS + 1):
-            futures = self.client.map(_call, [calls[i] for i in todo], config=self.config, reference=self._reference,
-                                      payload=self._payload(), key=[_key(calls[i][0]) for i in todo])
-            self.bytes_to_workers += sum(self._config_bytes + _nbytes(calls[i][1:]) for i in todo)
+            futures = self._submit([calls[i] for i in todo])
             if meanwhile is not None:
                 meanwhile()
                 meanwhile = None
@@ -252,6 +251,17 @@ class Workers:
         raise RunFailed(f"workers {', '.join(sorted(stale))} still hold no current replica of the parameters "
                         f"(version {self.version}) after {MAX_STALE_ROUNDS} attempts to send them the full state; "
                         "rerun to resume from the last checkpoint, or use communication: broadcast")
+
+    def arrivals(self, calls: list[tuple], meanwhile=None) -> "Arrivals":
+        """``calls`` running as ``map`` runs them, their results to be taken in the order they
+        finish (the first-come batch); ``meanwhile()`` runs once they are submitted."""
+        return Arrivals(self, calls, meanwhile)
+
+    def _submit(self, calls: list[tuple]) -> list:
+        """Futures of ``calls`` (``_call``), sent to the scheduler as one graph."""
+        self.bytes_to_workers += sum(self._config_bytes + _nbytes(call[1:]) for call in calls)
+        return self.client.map(_call, calls, config=self.config, reference=self._reference, payload=self._payload(),
+                               key=[_key(call[0]) for call in calls])
 
     def close(self) -> None:
         """Forget this run's replicas on the workers."""
@@ -301,6 +311,54 @@ class Workers:
         for future in failed:
             self.log(f"could not send the full state to {loads[future]}; it left the cluster?")
         self.log(f"sent the full state (version {self.version}) to {len(workers) - len(failed)} workers")
+
+
+class Arrivals:
+    """Tasks of one version whose results are taken as they finish (``Workers.arrivals``).
+
+    Iterating yields (call, result) in arrival order; ``add`` submits more calls meanwhile and
+    ``abandon`` cancels those not yet taken. A stale answer (scalar mode) sends the worker the full
+    state and runs its call again, as ``Workers.map`` does.
+    """
+
+    def __init__(self, workers: Workers, calls: list[tuple], meanwhile=None):
+        self.workers, self._calls = workers, {}
+        self._pending = as_completed()
+        self.add(calls)
+        if meanwhile is not None:
+            meanwhile()
+        self._crc = checksum(workers.es.theta) if workers.config.scalar else None
+        self._stale = collections.Counter()  # stale answers per worker
+
+    def add(self, calls: list[tuple]) -> None:
+        for call, future in zip(calls, self.workers._submit(calls)):
+            self._calls[future.key] = future, call
+            self._pending.add(future)
+
+    def __iter__(self):
+        for future in self._pending:
+            _, call = self._calls.pop(future.key)
+            address, theta_crc, result = future.result()
+            self.workers.bytes_from_workers += _nbytes(result)
+            if result is not None and theta_crc == self._crc:
+                yield call, result
+                continue
+            self._stale[address] += 1
+            if self._stale[address] > MAX_STALE_ROUNDS:
+                raise RunFailed(f"worker {address} still holds no current replica of the parameters (version "
+                                f"{self.workers.version}) after {MAX_STALE_ROUNDS} attempts to send the full state; "
+                                "rerun to resume from the last checkpoint, or use communication: broadcast")
+            self.workers._send_state([address])
+            self.add([call])
+
+    def abandon(self) -> list[tuple]:
+        """Cancel the calls not taken yet (queued or running: a running task finishes on its
+        worker, unused); returns them."""
+        self._pending.clear()
+        futures, calls = zip(*self._calls.values()) if self._calls else ((), ())
+        self._calls = {}
+        self.workers.client.cancel(list(futures))
+        return list(calls)
 
 
 def _key(task) -> str:
