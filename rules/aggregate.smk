@@ -152,12 +152,12 @@ rule fig1_scaling:
         " --table {output.table} --figure {output.figure} > {log} 2>&1"
 
 
-# The claims report: each claim of the paper, this grid's number and budget and a verdict, from the
-# runs and the tables above.
+# The claims report: a learning line per ES env and game, then each claim of the paper, this grid's
+# number and budget and a verdict, from the runs and the tables above.
 rule claims:
     input:
         run=es_runs("run.json") + trpo_runs("run.json") + atari_runs("run.json") + scaling_runs("run.json"),
-        progress=atari_runs("progress.csv"),
+        progress=es_runs("progress.csv") + atari_runs("progress.csv"),
         table1=rules.mujoco_tables.output.table1[0] if COMPARED_ENVS else [],
         table3=rules.mujoco_tables.output.table3[0] if COMPARED_ENVS else [],
         atari=rules.atari_table.output.table[0] if ATARI_RUNS else [],

@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 
 from esrepro.analysis.claims import (
+    DID_NOT_LEARN,
+    LEARNED,
     NOT_REPRODUCED,
     NOT_TESTABLE,
     REPRODUCED,
     SAME_DIRECTION,
+    TOO_FEW,
     communication_claim,
     compare,
     frameskip_claim,
@@ -32,10 +35,11 @@ from conftest import REPO, TINY, run_cli
 REFERENCE = REPO / "paper" / "reference"
 
 
-def write_run(root, algo, env, seed, timesteps, evals, **meta):
+def write_run(root, algo, env, seed, timesteps, evals, eval_stds=None, **meta):
     """A run directory as the trainers write it: progress.csv (shared columns) and run.json."""
     out = root / algo / meta.get("config", {}).get("preset", "") / env / f"seed{seed}"
-    rows = [{"iteration": i, "timesteps": t, "episodes": 10 * i, "wall_time_s": float(i), "eval_return_mean": e}
+    rows = [{"iteration": i, "timesteps": t, "episodes": 10 * i, "wall_time_s": float(i), "eval_return_mean": e,
+             "eval_return_std": math.nan if eval_stds is None else eval_stds[i]}
             for i, (t, e) in enumerate(zip(timesteps, evals))]
     write_progress(out / "progress.csv", rows)
     config = meta.pop("config", {})
@@ -118,7 +122,7 @@ def test_table1_claim_per_trpo_preset(tmp_path):
     write_mujoco_tables(dirs, REFERENCE / "table1_mujoco_ratios.csv", REFERENCE / "table3_mujoco_detail.csv",
                         [tables / "table1.csv"], [tables / "table3.csv"])
     table = claims_of(tmp_path, dirs, tables)
-    assert len(table) == 6
+    assert len(table) == 7  # a learning line, claim 1 per preset, claims 2 to 5
     rows = table.loc["Table 1"].set_index(table.loc["Table 1", "claim"].str.extract(r"preset (\w+)")[0])
     assert rows.loc["paper2017", "verdict"] == REPRODUCED and rows.loc["paper2017", "budget_fraction"] == 1.0
     assert rows.loc["zoo", "verdict"] == NOT_REPRODUCED and rows.loc["zoo", "budget_fraction"] == 0.1
@@ -147,11 +151,12 @@ def test_without_tables_every_claim_says_what_would_test_it(tmp_path):
     dirs, _ = mujoco_grid(tmp_path, 1.0)
     out = tmp_path / "claims.md"
     table = write_claims(dirs, [out])
-    assert len(table) == 5 and table["verdict"].iloc[:4].str.startswith(NOT_TESTABLE + " (").all()
-    assert "would test it" in table["verdict"].iloc[0]
+    assert len(table) == 6 and table["verdict"].iloc[0] == TOO_FEW  # ES's learning line: no evaluation sd
+    assert table["verdict"].iloc[1:5].str.startswith(NOT_TESTABLE + " (").all()
+    assert "would test it" in table["verdict"].iloc[1]
     text = out.read_text()
     assert text.startswith("Claims of Salimans et al. 2017")
-    assert sum(line.startswith("|") for line in text.splitlines()) == 2 + 5  # header, rule, 5 claims
+    assert sum(line.startswith("|") for line in text.splitlines()) == 2 + 6  # header, rule, learning, 5 claims
 
 
 def test_communication_claim():
@@ -223,7 +228,7 @@ def test_cli(tmp_path):
                   "--out", out)
     assert res.returncode == 0, res.stderr
     lines = out.read_text().splitlines()
-    assert [line.split("|")[-2].strip() for line in lines[4:]][0] == REPRODUCED and len(lines) == 4 + 5
+    assert [line.split("|")[-2].strip() for line in lines[4:6]] == [TOO_FEW, REPRODUCED] and len(lines) == 4 + 6
     res = run_cli("claims", "--runs", *dirs, "--table1", tables / "table1.csv", "--out", out)
     assert res.returncode == 2 and res.stderr == (
         f"esrepro: error: claim 1 needs both Table 1 and Table 3 (table1.csv and table3.csv), got "
@@ -251,3 +256,83 @@ def test_communication_of_a_real_scalar_run(tmp_path):
 def test_table1_without_table3_is_refused(tmp_path):
     with pytest.raises(RunSelectionError, match="needs both Table 1 and Table 3"):
         write_claims([], [tmp_path / "claims.md"], table1_csv=tmp_path / "table1.csv")
+
+
+def learning_runs(root, env, evals, stds, episodes=5, seeds=(0, 1), **config):
+    """ES runs of ``env``, one per seed, with these evaluations (iteration 0: the initial policy) and
+    their population sds over ``episodes`` episodes; their directories."""
+    return [write_run(root, "es", env, seed, [1000 * i for i in range(len(evals))], evals, stds,
+                      config={"eval_episodes": episodes, "target_return": None} | config) for seed in seeds]
+
+
+def learning_of(tmp_path, dirs):
+    table = write_claims(dirs, [tmp_path / "claims.csv"])
+    lines = table[table["claim"].str.startswith("Learning")]
+    assert lines["claim"].str.startswith("Learning (a sanity check, not a claim of the paper): ES on ").all()
+    return lines.set_index(lines["claim"].str.split(" ES on ").str[-1])
+
+
+@pytest.mark.parametrize("rise, verdict", [(3.2, DID_NOT_LEARN), (3.3, LEARNED), (0.0, DID_NOT_LEARN)])
+def test_learning_threshold(tmp_path, rise, verdict):
+    """One seed, 3 + 3 evaluations of 5 episodes, sd 4 (population): each row's mean has variance
+    16 x 5/4 / 5 = 4, each window's 12 / 9, the rise's 8/3: two standard errors are 3.27."""
+    dirs = learning_runs(tmp_path, "Swimmer-v5", [0, 0, 0, rise, rise, rise], [4.0] * 6, seeds=(0,))
+    row = learning_of(tmp_path, dirs).loc["Swimmer-v5"]
+    assert row["verdict"] == verdict, row.to_dict()
+    assert row["ours"] == (f"evaluation 0 (first 3 per run) to {rise:g} (last 3): rise {rise:+.3g}, 2 standard "
+                           "errors 3.27 (1 runs, 15 episodes per window)")
+    assert row["budget"] == "5 iterations" and math.isnan(row["budget_fraction"]) and row["paper"] == "n/a"
+
+
+def test_learning_lines_per_env_and_game(tmp_path):
+    """Recorded progress files of a grid: ES on a MuJoCo env that learns, one whose rise is within its
+    noise, one too short to tell; Atari: a flat game at every frame-skip (only frame-skip 4 makes
+    its line), a game that learns, and a scaling run (a target score) that makes none."""
+    rising = [0, 1, 2, 8, 9, 10, 11]
+    dirs = [*learning_runs(tmp_path / "a", "InvertedPendulum-v5", rising, [3.0] * 7),
+            *learning_runs(tmp_path / "b", "Swimmer-v5", [0, 5, -5, 0, 6, -4, 1], [10.0] * 7),
+            *learning_runs(tmp_path / "c", "Hopper-v5", rising[:5], [3.0] * 5)]
+    for k, evals in ((1, rising), (4, [-21.0] * 7)):  # Pong at frame-skip 1 learns, but Table 2 is at 4
+        dirs += learning_runs(tmp_path / f"pong{k}", "ALE/Pong-v5", evals, [0.0] * 7, frame_skip=k)
+    dirs += learning_runs(tmp_path / "boxing", "ALE/Boxing-v5", rising, [6.0] * 7, frame_skip=4)
+    dirs += learning_runs(tmp_path / "scaling", "Humanoid-v5", rising, [1.0] * 7, seeds=(0,), target_return=9)
+    lines = learning_of(tmp_path, dirs)
+    assert lines["verdict"].to_dict() == {"Boxing": LEARNED, "Hopper-v5": TOO_FEW,
+                                          "InvertedPendulum-v5": LEARNED, "Pong": DID_NOT_LEARN,
+                                          "Swimmer-v5": DID_NOT_LEARN}
+    assert lines.loc["Pong", "ours"].startswith("evaluation -21 (first 3 per run) to -21 (last 3): rise +0")
+    assert lines.loc["Hopper-v5", "ours"] == "a run has 5 evaluations of 2 or more episodes; 6 would tell"
+
+
+def test_learning_needs_two_episodes_per_evaluation(tmp_path):
+    """One episode per evaluation has no sd to tell noise from learning: too few to tell."""
+    dirs = learning_runs(tmp_path, "Swimmer-v5", [0, 0, 0, 50, 50, 50], [0.0] * 6, episodes=1)
+    assert learning_of(tmp_path, dirs).loc["Swimmer-v5", "verdict"] == TOO_FEW
+
+
+#: ES runs recorded on 2026-12-06 (tests/data/learning/<game>/seed<k>/: progress.csv and run.json):
+#: Seaquest and Boxing, 2 seeds, 20 pairs per update, the small network, 5 evaluation episodes;
+#: Seaquest as config/config.yaml but to 10 updates (the grid runs 5), Boxing with sigma 0.01 (8).
+RECORDED = REPO / "tests" / "data" / "learning"
+
+
+@pytest.mark.parametrize("game, verdict", [("Seaquest", LEARNED), ("Boxing", DID_NOT_LEARN)])
+def test_learning_of_recorded_runs(tmp_path, game, verdict):
+    dirs = sorted((RECORDED / game).glob("seed*"))
+    assert len(dirs) == 2
+    assert learning_of(tmp_path, dirs).loc[game, "verdict"] == verdict
+
+
+def test_learning_of_recorded_runs_cut_short(tmp_path):
+    """The recorded Seaquest runs cut to their first 5 iterations: 6 evaluations a run, enough to
+    tell; cut to 4, too few."""
+    for last, verdict in ((5, LEARNED), (4, TOO_FEW)):
+        dirs = []
+        for run in sorted((RECORDED / "Seaquest").glob("seed*")):
+            out = tmp_path / f"cut{last}" / run.name
+            out.mkdir(parents=True)
+            progress = pd.read_csv(run / "progress.csv")
+            progress[progress["iteration"] <= last].to_csv(out / "progress.csv", index=False)
+            (out / "run.json").write_bytes((run / "run.json").read_bytes())
+            dirs.append(out)
+        assert learning_of(tmp_path / f"cut{last}", dirs).loc["Seaquest", "verdict"] == verdict

@@ -8,6 +8,10 @@ budgets and TRPO presets from ``run.json``, the bytes each ES run sent per itera
 ``run.json`` ``communication_bytes``, and Figure 2's curves from the Atari runs' ``progress.csv``.
 A claim whose table this grid does not build, whose runs are far below the paper's budget, or
 whose runs never learned is "not testable here", with the reason and the budget that would test it.
+
+Before the claims, one "learning" line per ES env and Atari game of the grid: not a claim of the
+paper but the sanity check a reader needs first, whether ES's evaluation rose above its start
+(:func:`learning_line`, rule in docs/paper.md, "Verdict rules").
 """
 
 import math
@@ -51,6 +55,19 @@ PAPER_FRAMESKIP_UPDATES = 100
 FLOAT32_BYTES = 4
 """Bytes of one parameter sent as float32 (what broadcasting the parameters costs per worker)."""
 
+LEARNED, DID_NOT_LEARN, TOO_FEW = "learned", "did not learn", "too few iterations to tell"
+"""The verdicts of a learning line (:func:`learning_line`)."""
+
+LEARNING_WINDOW = 3
+"""Evaluations at each end of every run that the learning check compares: the first ones (the
+initial policy's and the next) against the last ones, per seed."""
+
+LEARNING_STANDARD_ERRORS = 2.0
+"""The learning check's rise must exceed this many standard errors of the difference of the means."""
+
+LEARNING_META_COLUMNS = {"frame_skip": "config.frame_skip", "eval_episodes": "config.eval_episodes"}
+"""``run.json`` values the learning check loads beside each ES run's ``progress.csv``."""
+
 CLAIM_COLUMNS = ("claim", "paper", "ours", "budget_fraction", "budget", "verdict")
 """Columns of :func:`claims_table`, in order."""
 
@@ -90,6 +107,85 @@ def _lower_bound(text: str) -> float:
     """``r`` of a Table 1 ratio text ``"> r"`` (ES never reached the level); NaN for any other text."""
     match = re.fullmatch(r">\s*([0-9.eE+-]+)", str(text).strip())
     return float(match.group(1)) if match else math.nan
+
+
+# ---------------------------------------------------------------- learning lines
+
+def _window(rows: pd.DataFrame) -> tuple[float, float]:
+    """Mean of the evaluations in ``rows`` and its squared standard error, every episode counted
+    once: each row's episode variance is its ``eval_return_std`` (population sd over
+    ``eval_episodes`` episodes, as ES records it) made unbiased, divided by its episode count."""
+    episodes = rows["eval_episodes"]
+    variance = rows["eval_return_std"] ** 2 * episodes / (episodes - 1)
+    return float(rows["eval_return_mean"].mean()), float((variance / episodes).sum()) / len(rows) ** 2
+
+
+def learning_line(runs: pd.DataFrame, name: str) -> dict:
+    """The learning line of one ES env or game: did the evaluation rise above the initial policy's?
+
+    Rule (docs/paper.md, "Verdict rules"): per run, the first :data:`LEARNING_WINDOW` evaluations
+    (iteration 0 is the initial policy) and the last :data:`LEARNING_WINDOW`; the mean of the last
+    ones over runs minus that of the first ones is the rise. Its standard error pools every
+    evaluation episode of the two windows over seeds (each row's ``eval_return_std`` over its
+    ``eval_episodes``). Learned if the rise exceeds :data:`LEARNING_STANDARD_ERRORS` standard
+    errors (any rise when every episode scored the same), else did not learn; too few iterations to
+    tell when a run has fewer than 2 x :data:`LEARNING_WINDOW` evaluations of at least 2 episodes.
+    Not a claim of the paper: a sanity check to read before the claims.
+
+    Parameters
+    ----------
+    runs : DataFrame
+        The progress rows of every run of the env or game (one run per ``seed``), as
+        ``load_runs(dirs, LEARNING_META_COLUMNS)``: ``eval_return_mean``, ``eval_return_std``,
+        ``eval_episodes`` and ``iteration``; rows without an evaluation are skipped.
+    name : str
+        The env id or game, for the ``claim`` text.
+
+    Returns
+    -------
+    dict
+        A row of :func:`claims_table`: ``claim``, ``paper`` ("n/a"), ``ours`` (the two means, the
+        rise and its threshold, in score points), ``budget_fraction`` (NaN), ``budget`` (the fewest
+        iterations of any run) and ``verdict`` (:data:`LEARNED`, :data:`DID_NOT_LEARN` or
+        :data:`TOO_FEW`).
+    """
+    evaluated = runs[runs["eval_episodes"] >= 2].dropna(subset=["eval_return_mean", "eval_return_std"])
+    by_run = evaluated.sort_values("iteration").groupby("seed")
+    iterations = int(runs.groupby("seed")["iteration"].max().min())
+    line = {"claim": f"Learning (a sanity check, not a claim of the paper): ES on {name}", "paper": "n/a",
+            "budget_fraction": math.nan, "budget": f"{iterations} iterations"}
+    counts = by_run.size()
+    if counts.size < runs["seed"].nunique() or counts.min() < 2 * LEARNING_WINDOW:
+        return line | {"ours": f"a run has {counts.min() if counts.size else 0} evaluations of 2 or more episodes; "
+                               f"{2 * LEARNING_WINDOW} would tell", "verdict": TOO_FEW}
+    (first, first_var), (last, last_var) = (_window(by_run.head(LEARNING_WINDOW)),
+                                            _window(by_run.tail(LEARNING_WINDOW)))
+    threshold = LEARNING_STANDARD_ERRORS * math.sqrt(first_var + last_var)
+    rise = last - first
+    episodes = by_run.head(LEARNING_WINDOW)["eval_episodes"].sum()
+    line["ours"] = (f"evaluation {first:.3g} (first {LEARNING_WINDOW} per run) to {last:.3g} (last "
+                    f"{LEARNING_WINDOW}): rise {rise:+.3g}, {LEARNING_STANDARD_ERRORS:g} standard errors "
+                    f"{threshold:.3g} ({counts.size} runs, {episodes:.0f} episodes per window)")
+    return line | {"verdict": LEARNED if rise > threshold else DID_NOT_LEARN}
+
+
+def learning_lines(es_runs: pd.DataFrame | None) -> list[dict]:
+    """One :func:`learning_line` per ES env (MuJoCo) and per Atari game (its Table 2 runs, frame-skip
+    :data:`esrepro.analysis.atari_games.TABLE_FRAME_SKIP`), sorted by name; none without ES runs.
+
+    Parameters
+    ----------
+    es_runs : DataFrame or None
+        ``load_runs(dirs, LEARNING_META_COLUMNS)`` of the grid's ES runs that train to their budget
+        (:func:`write_claims` leaves out the scaling runs, which stop at a target score).
+    """
+    if es_runs is None:
+        return []
+    atari = es_runs["env"].map(kind_of) == ATARI
+    table2 = es_runs[atari & (pd.to_numeric(es_runs["frame_skip"]) == atari_games.TABLE_FRAME_SKIP)]
+    names = pd.concat([es_runs.loc[~atari, "env"], table2["env"].map(atari_games.game_name)])
+    runs = pd.concat([es_runs[~atari], table2])
+    return [learning_line(group, str(name)) for name, group in runs.groupby(names, sort=True)]
 
 
 # ---------------------------------------------------------------- claim 1: Table 1
@@ -335,17 +431,19 @@ def communication_claim(runs: list[dict]) -> dict:
 
 def claims_table(runs: list[dict], atari_runs: pd.DataFrame | None, table1: pd.DataFrame | None = None,
                  table3: pd.DataFrame | None = None, atari: pd.DataFrame | None = None,
-                 scaling: pd.DataFrame | None = None, frameskip_game: str | None = None) -> pd.DataFrame:
-    """The five claims, one row each (claim 1: one row per TRPO preset of the tables).
+                 scaling: pd.DataFrame | None = None, frameskip_game: str | None = None,
+                 es_runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The learning lines of ``es_runs`` (:func:`learning_lines`), then the five claims, one row each
+    (claim 1: one row per TRPO preset of the tables).
 
     Returns
     -------
-    DataFrame, shape (4 + n_presets, len(CLAIM_COLUMNS))
+    DataFrame, shape (n_learning + 4 + n_presets, len(CLAIM_COLUMNS))
         ``claim``, ``paper`` (the paper's number, text), ``ours`` (this grid's, text),
         ``budget_fraction`` (this grid's budget / the paper's; NaN where it does not apply),
         ``budget`` (text) and ``verdict``.
     """
-    rows = [*table1_claims(table1, table3, runs), table2_claim(atari, atari_runs),
+    rows = [*learning_lines(es_runs), *table1_claims(table1, table3, runs), table2_claim(atari, atari_runs),
             frameskip_claim(atari_runs, frameskip_game), scaling_claim(scaling), communication_claim(runs)]
     return pd.DataFrame(rows, columns=list(CLAIM_COLUMNS))
 
@@ -361,7 +459,8 @@ def write_claims(run_dirs: Iterable[Path | str], out_paths: Iterable[Path | str]
     Parameters
     ----------
     run_dirs : iterable of Path or str
-        Every run directory of the grid (``run.json`` each; the Atari ones also ``progress.csv``).
+        Every run directory of the grid (``run.json`` each; the ES ones also ``progress.csv``, but
+        for runs with a ``target_return``, the scaling runs, whose learning lines are left out).
     out_paths : iterable of Path or str
         Table files, format by suffix (:func:`esrepro.analysis.render.write_table`; ``.md``: a
         caption and the table), e.g. ``paper/claims.md``.
@@ -382,6 +481,7 @@ def write_claims(run_dirs: Iterable[Path | str], out_paths: Iterable[Path | str]
                                 f"{table1_csv or table3_csv} alone")
     run_dirs = [Path(d) for d in run_dirs]
     runs = [read_run_json(d / "run.json") for d in run_dirs]
+    es_dirs = [d for d, r in zip(run_dirs, runs) if r["algo"] == "es" and r["config"].get("target_return") is None]
     atari_dirs = [d for d, r in zip(run_dirs, runs) if r["algo"] == "es" and kind_of(r["env"]) is ATARI]
     atari_runs = (load_runs(atari_dirs, atari_games.META_COLUMNS, atari_games.REQUIRED) if atari_dirs else None)
     skips = None if atari_runs is None else atari_runs.groupby(atari_runs["env"].map(atari_games.game_name))[
@@ -397,10 +497,15 @@ def write_claims(run_dirs: Iterable[Path | str], out_paths: Iterable[Path | str]
             "es_seeds", "es_frames"])),
         scaling=_optional(scaling_csv, lambda p: read_reference(p, ["source"], [
             "cpu_cores", "target_return", "median_minutes", "speedup", "efficiency"])),
-        frameskip_game=frameskip_game)
+        frameskip_game=frameskip_game,
+        es_runs=load_runs(es_dirs, LEARNING_META_COLUMNS) if es_dirs else None)
     shown = table.drop(columns="budget_fraction").rename(columns={
         "paper": "the paper", "ours": "this grid", "budget": "budget vs the paper's"})
-    caption = ("Claims of Salimans et al. 2017 against this grid's runs, built from them (never by hand). "
+    caption = ("Claims of Salimans et al. 2017 against this grid's runs, built from them (never by hand), after "
+               "one learning line per ES env and Atari game (a sanity check, not a claim): "
+               f"{LEARNED} if the mean of the last {LEARNING_WINDOW} evaluations per run rose above that of "
+               f"the first {LEARNING_WINDOW} by more than {LEARNING_STANDARD_ERRORS:g} standard errors, "
+               f"else {DID_NOT_LEARN}, or {TOO_FEW}. "
                f"Verdicts (docs/paper.md, Verdict rules): within a factor {FACTOR:g} of the paper's number = "
                f"{REPRODUCED}; on the same side = {SAME_DIRECTION}; else {NOT_REPRODUCED}; runs below "
                f"{MIN_BUDGET_FRACTION:g} of the paper's budget, or that never learned = {NOT_TESTABLE}.")
