@@ -4,7 +4,6 @@ returns and records a row of progress.csv; checkpoints and resume."""
 
 import math
 import time
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import numpy as np
 from esrepro import checkpoint, provenance
 from esrepro.atomic import write_json, write_npz
 from esrepro.distributed.cluster import connect
-from esrepro.distributed.replicas import Update, Workers, apply_update, noise_plugin_name
-from esrepro.distributed.tasks import NoiseTablePlugin, chunks, evaluate_pairs, evaluate_policy
+from esrepro.distributed.hosts import Hosts
+from esrepro.distributed.replicas import Update, apply_update
 from esrepro.envs import ATARI
 from esrepro.envs.atari import reference_batch
 from esrepro.es.noise import NoiseTable
@@ -76,7 +75,7 @@ class Trainer:
         if saved is not None:
             self._restore(*saved)
             self.log(f"resuming {self.out_dir} from iteration {self.iteration}")
-        self.workers: Workers | None = None  # set by ``connect``
+        self.workers: Hosts | None = None  # set by ``connect``
         self.chunk_pairs: int | None = None
         #: The last update, sent to the workers but not yet applied to ``es`` and ``obstat`` (``_tell``).
         self.untold: Update | None = None
@@ -93,19 +92,18 @@ class Trainer:
         the round (``_tell``), not while they wait."""
         iteration = self.iteration + 1
         cap = self._episode_cap()
-        parts, evaluation, dropped = self._population(iteration, cap)  # ask and evaluate, on the workers
+        pairs, evaluation, dropped = self._population(iteration, cap)  # ask and evaluate, on the hosts
         self._record(self.pending | evaluation)
         if self._target_reached():
             self.pending = None
             return
         self.iteration = iteration
-        # pair order: chunks are ordered and each lists its pairs in order
-        update = Update(np.concatenate([p["noise_indices"] for p in parts]),
-                        np.concatenate([p["returns"] for p in parts]),
-                        [(s, ss, c) for p in parts for _, s, ss, c in p["obs"]])
+        update = Update(np.array([p[0][3] for p in pairs], dtype=np.int64),
+                        np.array([[p[0][4], p[1][4]] for p in pairs], dtype=np.float64),
+                        [(ep[6], ep[7], ep[5]) for p in pairs for ep in p if ep[6] is not None])
         self.workers.advance(update)
         self.untold = update
-        lengths = np.concatenate([p["lengths"] for p in parts])
+        lengths = np.array([[p[0][5], p[1][5]] for p in pairs], dtype=np.int64)
         self.timesteps += int(lengths.sum())
         self.episodes += lengths.size
         returns = update.returns
@@ -126,8 +124,9 @@ class Trainer:
 
     def run(self, client, chunk_pairs: int | None = None) -> dict:
         """Train on ``client``'s workers until the budget is spent or ``target_return`` is reached;
-        returns the run summary also written to run.json. ``chunk_pairs``: antithetic pairs per
-        task (None: decreasing sizes, ``tasks.chunks``); it does not change results."""
+        returns the run summary also written to run.json. ``chunk_pairs``: a worker takes the
+        episodes of this many pairs at a time from its host's queue (None: guided sizes,
+        ``coordinator``); it does not change results."""
         started, first_iteration = time.time(), self.iteration
         self.connect(client, chunk_pairs)
         while self.pending is not None and not self._budget_spent():
@@ -141,7 +140,7 @@ class Trainer:
         self._save_policy()
         self.workers.close()
         final, iterations = self.rows[-1], max(1, self.iteration - first_iteration)
-        traffic = {"mode": self.config.communication,
+        traffic = {"mode": self.config.communication, "host_calls_per_iteration": self.workers.calls // iterations,
                    "to_workers_per_iteration": self.workers.bytes_to_workers // iterations,
                    "from_workers_per_iteration": self.workers.bytes_from_workers // iterations,
                    "full_state_total": self.workers.bytes_full_state}
@@ -150,20 +149,20 @@ class Trainer:
                    "num_params": self.policy.num_params, "iterations": self.iteration,
                    "timesteps": self.timesteps, "episodes": self.episodes, "wall_time_s": self.wall_time_s,
                    "final_eval_return_mean": final["eval_return_mean"],
-                   "workers": self.workers.count(), "communication_bytes": traffic,
+                   "workers": self.workers.count(), "hosts": len(self.workers.seen), "communication_bytes": traffic,
+                   "faults": {"chunks_rerun": self.workers.chunks_rerun, "hosts_lost": self.workers.hosts_lost},
                    **provenance.collect(started)}
         write_json(self.out_dir / "run.json", summary)
         return summary
 
     # -- evaluation on the workers -------------------------------------------------------
-    def connect(self, client, chunk_pairs: int | None = None) -> None:
-        """Use ``client``'s workers from now on (``run`` does this; ``step`` needs it)."""
+    def connect(self, client, chunk_pairs: int | None = None, simulate: dict | None = None) -> None:
+        """Use ``client``'s workers from now on (``run`` does this; ``step`` needs it); ``simulate``:
+        simulated host workers (``benchmarks/scale_simulation.py``)."""
         self.chunk_pairs = chunk_pairs
-        client.register_plugin(NoiseTablePlugin(self.noise.size, self.noise.seed),
-                               name=noise_plugin_name(self.config))
-        self.workers = Workers(client, self.config, self.es, self.obstat, self.iteration, self.reference,
-                               uuid.uuid4().hex, self.log)
-        self.workers.send_state()
+        obs_dim = 0 if self.obstat is None else self.obstat.sum.size
+        self.workers = Hosts(client, self.config, self.es, self.obstat, self.iteration, self.reference, obs_dim,
+                             self.log, simulate)
         if not self.rows and self.pending is None:
             self.pending = {}  # row 0: the initial policy, without population statistics
         self._since = time.perf_counter()
@@ -174,62 +173,30 @@ class Trainer:
         round, then more pairs in deterministic rounds until the iteration holds
         ``min_timesteps_per_iteration`` timesteps (the reference code's "episodes AND timesteps"
         batch rule, made independent of timing), or with ``batch: first_come`` the reference code's
-        own rule (``_first_come``). Training episodes stop after ``cap`` steps if it is not None.
-        Returns (the pair chunks' results, the evaluation's columns, the episodes dropped: 0 here)."""
+        own rule (``Hosts.run_first_come``). Training episodes stop after ``cap`` steps if it is not
+        None.
+
+        Returns
+        -------
+        (the pairs, each the ``tasks.run_episodes`` results of its two episodes, in pair order
+        (first come: in the order they completed); the evaluation's columns; the episodes dropped)
+        """
+        n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
+        evals = list(range(self.config.eval_episodes))
         if not self.config.deterministic:
-            return self._first_come(iteration, cap)
-        n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
-        episodes = range(self.config.eval_episodes)
-        calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
-        results = self.workers.map(calls, meanwhile=self._tell)
-        evaluation, parts = _evaluation(results[: len(episodes)]), results[len(episodes) :]
-        lengths = np.concatenate([p["lengths"] for p in parts])
-        while lengths.sum() < minimum:
-            extra = math.ceil((minimum - lengths.sum()) / (2 * lengths.mean()))
-            parts += self.workers.map(self._pair_calls(iteration, n, n + extra, cap))
+            pairs, evaluation, dropped = self.workers.run_first_come(iteration, n, minimum, evals, cap, self._tell)
+            return pairs, _evaluation(evaluation), dropped
+        chunk = self.chunk_pairs and 2 * self.chunk_pairs
+        results, evaluation = self.workers.run(iteration, range(n), evals, cap, chunk, meanwhile=self._tell)
+        lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
+        while lengths < minimum:
+            extra = math.ceil((minimum - lengths) / (2 * lengths / (2 * n)))
+            more, _ = self.workers.run(iteration, range(n, n + extra), [], cap, chunk)
+            results |= more
             n += extra
-            lengths = np.concatenate([p["lengths"] for p in parts])
-        return parts, evaluation, 0
-
-    def _first_come(self, iteration, cap):
-        """The reference code's batch rule (es_distributed/es.py, run_master; ``batch: first_come``):
-        pairs are counted in the order their results arrive until the iteration holds at least
-        ``pairs_per_iteration`` pairs and ``min_timesteps_per_iteration`` timesteps (and the
-        evaluation is done). Tasks keep coming while it is not full: each arriving chunk of pairs is
-        replaced by a new one of the smallest chunk size (pair indices go on past
-        ``pairs_per_iteration``), so no worker waits for a straggler. Then the pairs of the chunk
-        that filled it and of later arrivals are dropped, and the chunks still queued or running are
-        abandoned. Which pairs count depends on timing: not deterministic.
-
-        Returns (one part holding the counted pairs in arrival order, the evaluation's columns, the
-        episodes dropped or abandoned)."""
-        n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
-        episodes = range(self.config.eval_episodes)
-        calls = [(evaluate_policy, iteration - 1, [e]) for e in episodes] + self._pair_calls(iteration, 0, n, cap)
-        arrivals = self.workers.arrivals(calls, meanwhile=self._tell)
-        smallest, next_pair = math.ceil(n / (16 * self.workers.count())), n
-        evaluation, counted, timesteps, dropped = [], [], 0, 0
-        for call, result in arrivals:
-            if call[0] is evaluate_policy:
-                evaluation.append(result)
-            else:
-                for k, pair_lengths in enumerate(result["lengths"]):
-                    if len(counted) < n or timesteps < minimum:
-                        counted.append((call[2] + k, result, k))
-                        timesteps += int(pair_lengths.sum())
-                    else:
-                        dropped += 2
-            full = len(counted) >= n and timesteps >= minimum
-            if full and len(evaluation) == len(episodes):
-                break
-            if not full and call[0] is evaluate_pairs:
-                arrivals.add(self._pair_calls(iteration, next_pair, next_pair + smallest, cap, chunk_pairs=smallest))
-                next_pair += smallest
-        dropped += sum(2 * (call[3] - call[2]) for call in arrivals.abandon() if call[0] is evaluate_pairs)
-        obs = [(j, *sums) for j, result, _ in counted for i, *sums in result["obs"] if i == j]
-        part = {key: np.stack([result[key][k] for _, result, k in counted]) for key in ("noise_indices", "returns",
-                                                                                       "lengths")}
-        return [part | {"obs": obs}], _evaluation(evaluation), dropped
+            lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
+        pairs = [sorted(results[j], key=lambda ep: ep[2]) for j in range(n)]
+        return pairs, _evaluation(evaluation), 0
 
     def _episode_cap(self) -> int | None:
         """This iteration's adaptive episode cap (paper section 2.1): ``episode_cap_factor`` times the
@@ -237,14 +204,11 @@ class Trainer:
         factor, previous = self.config.episode_cap_factor, self.pending.get("length_mean", np.nan)
         return None if factor is None or np.isnan(previous) else math.ceil(factor * previous)
 
-    def _pair_calls(self, iteration, start, stop, cap, chunk_pairs=None):
-        ranges = chunks(start, stop, self.workers.count(), chunk_pairs or self.chunk_pairs)
-        return [(evaluate_pairs, iteration, a, b, cap) for a, b in ranges]
-
     def _evaluate(self, iteration):
         """The evaluation of the parameters of version ``iteration``, in a round of its own."""
-        calls = [(evaluate_policy, iteration, [e]) for e in range(self.config.eval_episodes)]
-        return _evaluation(self.workers.map(calls, meanwhile=self._tell))
+        _, evaluation = self.workers.run(iteration, range(0), list(range(self.config.eval_episodes)), None,
+                                         meanwhile=self._tell)
+        return _evaluation(evaluation)
 
     def _budget_spent(self):
         c = self.config
@@ -303,10 +267,10 @@ class Trainer:
 
 
 def _evaluation(results: list) -> dict:
-    """The evaluation columns of a row from ``evaluate_policy`` results (one per episode)."""
+    """The evaluation columns of a row from the ``run_episodes`` results of its episodes."""
     if not results:
         return {"eval_return_mean": np.nan, "eval_return_std": np.nan, "eval_length_mean": np.nan}
-    res = np.concatenate(results)
+    res = np.array([(ret, length) for _, _, ret, length in sorted(results, key=lambda r: r[1])], dtype=np.float64)
     return {"eval_return_mean": res[:, 0].mean(), "eval_return_std": res[:, 0].std(),
             "eval_length_mean": res[:, 1].mean()}
 

@@ -126,18 +126,19 @@ def spawn(tmp_path):
             os.killpg(p.pid, signal.SIGKILL)
 
 
-def start_dask(spawn, scheduler_file: Path, workers: int, certs=None) -> None:
-    """A `dask scheduler` and `workers` single-threaded `dask worker` processes on 127.0.0.1 (with
-    TLS from the `certs` files), returning once all workers have joined."""
+def start_dask(spawn, scheduler_file: Path, workers: int, certs=None, hosts=("127.0.0.1",)) -> list:
+    """A `dask scheduler` on 127.0.0.1 and `workers` single-threaded worker processes on each of
+    ``hosts`` (loopback addresses: to the run, each is a host of its own), with TLS from the
+    `certs` files, returning once all workers have joined; the `dask worker` process of each host."""
     tls = () if certs is None else ("--protocol", "tls", "--tls-ca-file", certs["ca_file"],
                                     "--tls-cert", certs["cert"], "--tls-key", certs["key"])
     spawn("scheduler", DASK, "scheduler", "--host", "127.0.0.1", "--port", 0, "--no-dashboard",
           "--scheduler-file", scheduler_file, *tls)
-    for i in range(workers):
-        spawn(f"worker{i}", DASK, "worker", "--nthreads", 1, "--host", "127.0.0.1", "--no-dashboard",
-              "--scheduler-file", scheduler_file, *tls)
+    procs = [spawn(f"worker-{host}", DASK, "worker", "--nworkers", workers, "--nthreads", 1, "--host", host,
+                   "--no-dashboard", "--scheduler-file", scheduler_file, *tls) for host in hosts]
     with Client(scheduler_file=str(scheduler_file), timeout=30, security=security(certs)) as client:
-        client.wait_for_workers(workers, timeout=60)
+        client.wait_for_workers(workers * len(hosts), timeout=60)
+    return procs
 
 
 def test_more_workers_than_cores(tmp_path, reference):
@@ -182,6 +183,41 @@ def test_external_scheduler(spawn, tmp_path, reference):
     assert done.returncode == 0, done.stderr
     assert_same_run(tmp_path / "out", reference)
     assert workers_of(tmp_path / "out") == 3
+
+
+def test_hosts_are_found_from_worker_addresses(spawn, tmp_path, reference):
+    """Two hosts (workers on 127.0.0.2 and 127.0.0.3), a coordinator each: the same run, bit for
+    bit, as on one host of 2 workers."""
+    start_dask(spawn, tmp_path / "scheduler.json", workers=2, hosts=("127.0.0.2", "127.0.0.3"))
+    done = run_cli(*RUN, "--scheduler", tmp_path / "scheduler.json", "--out", tmp_path / "out", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert_same_run(tmp_path / "out", reference)
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert (run["workers"], run["hosts"]) == (4, 2)
+
+
+def test_a_lost_host_leaves_its_episodes_to_the_others(spawn, tmp_path):
+    """One of two hosts goes away mid-run (its `dask worker` killed with its processes): its
+    episodes run on the other host and the run is the same, bit for bit, as an undisturbed one."""
+    run = ("train", "--env", "Swimmer-v5", "--seed", 0, "--iterations", 4, "--params",
+           json.dumps({"pairs_per_iteration": 8, "eval_episodes": 1, "noise_table_size": 100_000,
+                       "max_episode_steps": 500}))
+    undisturbed = run_cli(*run, "--workers", 2, "--out", tmp_path / "undisturbed", timeout=180)
+    assert undisturbed.returncode == 0, undisturbed.stderr
+    _, doomed = start_dask(spawn, tmp_path / "scheduler.json", workers=1, hosts=("127.0.0.2", "127.0.0.3"))
+    proc = subprocess.Popen([sys.executable, "-m", "esrepro", *map(str, run), "--scheduler",
+                             tmp_path / "scheduler.json", "--out", tmp_path / "out"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    progress_file, deadline = tmp_path / "out" / "progress.csv", time.monotonic() + 120
+    while time.monotonic() < deadline and not (progress_file.is_file() and
+                                               len(progress_file.read_text().splitlines()) > 2):
+        time.sleep(0.01)
+    os.killpg(doomed.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out[-3000:]
+    assert "lost host 127.0.0.3" in out
+    assert progress(tmp_path / "out") == progress(tmp_path / "undisturbed")
+    assert_same_params(tmp_path / "out", tmp_path / "undisturbed")
 
 
 def test_tls_scheduler(spawn, tmp_path, certs, reference):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from esrepro.distributed.cluster import connect
-from esrepro.distributed.replicas import Workers
+from esrepro.distributed.hosts import Hosts
 from esrepro.es.noise import NoiseTable
 from esrepro.es.strategy import ask
 
@@ -24,8 +24,8 @@ FIRST_COME = dict(TINY, iterations=4, batch="first_come", pairs_per_iteration=10
 
 def test_batch_holds_the_counted_pairs_and_timesteps_and_nothing_else(clients, tmp_path, monkeypatch):
     updates = []
-    advance = Workers.advance
-    monkeypatch.setattr(Workers, "advance", lambda self, update: (updates.append(update), advance(self, update)))
+    advance = Hosts.advance
+    monkeypatch.setattr(Hosts, "advance", lambda self, update: (updates.append(update), advance(self, update)))
     train(clients[2], tmp_path, seed=4, **FIRST_COME)
     progress = pd.read_csv(tmp_path / "progress.csv")
     rows = progress.iloc[1:]

@@ -229,18 +229,19 @@ def connect(workers: int, scheduler: str | None = None, cluster: dict | None = N
         os.environ.update(SINGLE_THREAD_ENV)
         with (dask.config.set(WORKER_DASK_CONFIG),  # the nanny passes the caller's config to its worker
               LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local, Client(local) as client):
+                           dashboard_address="127.0.0.1:0", env=SINGLE_THREAD_ENV) as local,
+              Client(local, direct_to_workers=True) as client):
             yield client
     elif cluster["kind"] == "scheduler":
         target = cluster["scheduler"]
         where = {"scheduler_file": target} if Path(target).is_file() else {"address": target}
-        with Client(**where, security=security(cluster["tls"])) as client:
+        with Client(**where, security=security(cluster["tls"]), direct_to_workers=True) as client:
             yield client
     elif cluster["kind"] == "slurm-runner":
         with _slurm_runner(cluster) as client:
             yield client
     else:
-        with jobqueue_cluster(cluster) as batch, Client(batch) as client:
+        with jobqueue_cluster(cluster) as batch, Client(batch, direct_to_workers=True) as client:
             batch.scale(jobs=cluster["jobs"])
             client.wait_for_workers(cluster["jobs"] * cluster["cores"])
             yield client
@@ -280,6 +281,6 @@ def _slurm_runner(spec: dict):
         scheduler_file=os.path.expandvars(spec["scheduler_file"]),
         scheduler_options=common | {"protocol": "tls" if sec else "tcp", "dashboard_address": "127.0.0.1:0"},
         worker_options=common | {"nthreads": 1, "local_directory": scratch})
-    with runner, Client(runner) as client:
+    with runner, Client(runner, direct_to_workers=True) as client:
         client.wait_for_workers(runner.n_workers)
         yield client

@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def noise_dir() -> Path:
-    """The directory holding the table files (and the hosts' shared update files,
-    ``distributed.host_update``): ``$ESREPRO_NOISE_DIR`` if set (created if missing),
-    else ``/dev/shm`` when it is a writable directory, else ``tempfile.gettempdir()``.
+    """The directory holding the table files (and each host's files of a run's versions,
+    ``distributed.host_state``, and its coordinator's socket): ``$ESREPRO_NOISE_DIR`` if set
+    (created if missing), else ``/dev/shm`` when it is a writable directory, else
+    ``tempfile.gettempdir()``.
 
     Raises
     ------

@@ -169,7 +169,7 @@ class OpenES:
 
         Every operation is elementwise over the parameters, so an ``OpenES`` holding a slice
         ``lo:hi`` of the parameters and Adam's moments, told the noise indices plus ``lo``, computes
-        the same bits as elements ``lo:hi`` of the whole update (``distributed.host_update``)."""
+        the same bits as elements ``lo:hi`` of the whole update (``distributed.host_state``)."""
         g = self.gradient(noise_indices, returns)
         step = self.optimizer.step(-g + self.l2coeff * self.theta)
         self.theta = self.theta + step

@@ -1,0 +1,86 @@
+"""The state of a run on one host: one file per version of the parameters, shared by the host's
+processes (docs/design.md, "Distribution").
+
+The host's coordinator (``coordinator.Coordinator``) owns the files; its worker processes read the
+parameters and observation statistics of a version from them, and in the scalar communication
+mode (paper Algorithm 2) compute the next version's slices into them. A version's file holds, as
+float32: the parameters, Adam's two moments (scalar mode; zeros in broadcast mode), then the
+observation mean and std (MuJoCo; none for Atari). It lives in the host's noise directory
+(``es.noise.noise_dir``: /dev/shm by default), so a version costs one copy per host whatever the
+number of its processes.
+
+The update is elementwise over the parameters (``OpenES.step``), so it is cut into slices of
+``SLICE`` parameters that the host's processes compute one each: a slice is bit-identical to the
+same elements of the whole update, and the host reads the noise table once per update instead of
+once per process.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from esrepro.es.noise import NoiseTable, noise_dir
+from esrepro.es.strategy import ESState, OpenES
+
+#: Parameters per slice: large enough that numpy's per-call cost (two calls per pair and slice) stays
+#: small beside the arithmetic, small enough that a 256-256 policy's update splits ~10 ways.
+SLICE = 16_384
+
+
+def version_file(run_key: str, host: str, version: int) -> Path:
+    """The file of ``version`` of run ``run_key`` on ``host`` (an address's host part)."""
+    return noise_dir() / f"esrepro-host-{run_key}-{host}-{version}.bin"
+
+
+def slices(dim: int) -> int:
+    """The number of slices of a ``dim``-parameter update."""
+    return -(-dim // SLICE)
+
+
+@dataclass
+class Version:
+    """A version's file, mapped: ``theta``, ``adam_m``, ``adam_v`` (float32, shape (dim,)) and
+    ``obs_mean``, ``obs_std`` (float32, shape (obs_dim,); empty for Atari), views of one array."""
+
+    theta: np.ndarray
+    adam_m: np.ndarray
+    adam_v: np.ndarray
+    obs_mean: np.ndarray
+    obs_std: np.ndarray
+
+    @classmethod
+    def open(cls, path: Path, dim: int, obs_dim: int, create: bool = False) -> "Version":
+        """Map ``path`` for reading and writing; ``create``: make it (zeros) if it does not exist.
+        A version installed again (the full state after a stale replica) is written into the same
+        file, never a new one, so that every process that mapped it reads the new values."""
+        if create and not path.exists():
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                f.truncate(4 * (3 * dim + 2 * obs_dim))
+            tmp.replace(path)
+        data = np.memmap(path, dtype=np.float32, mode="r+", shape=(3 * dim + 2 * obs_dim,))
+        return cls(data[:dim], data[dim:2 * dim], data[2 * dim:3 * dim], data[3 * dim:3 * dim + obs_dim],
+                   data[3 * dim + obs_dim:])
+
+    def write(self, state: ESState | None, theta: np.ndarray, obs_mean, obs_std) -> None:
+        """Fill in a whole version: the parameters, Adam's moments if ``state`` is given, and the
+        observation statistics (None for Atari)."""
+        self.theta[:] = theta
+        if state is not None:
+            self.adam_m[:], self.adam_v[:] = state.adam_m, state.adam_v
+        if obs_mean is not None:
+            self.obs_mean[:], self.obs_std[:] = obs_mean, obs_std
+
+
+def compute_slice(previous: Version, new: Version, k: int, adam_t: int, noise: NoiseTable, stepsize: float,
+                  l2coeff: float, noise_indices: np.ndarray, returns: np.ndarray) -> None:
+    """Slice ``k`` of the update from ``previous`` into ``new``: an ``OpenES`` holding elements
+    ``k * SLICE`` to ``(k + 1) * SLICE`` of the parameters and Adam's moments (step ``adam_t``),
+    told the noise indices shifted by the slice's start (``OpenES.step``)."""
+    lo, hi = k * SLICE, min(previous.theta.size, (k + 1) * SLICE)
+    part = OpenES.from_state(ESState(previous.theta[lo:hi], previous.adam_m[lo:hi], previous.adam_v[lo:hi], adam_t),
+                             noise, stepsize, l2coeff)
+    part.step(noise_indices + lo, returns)
+    new.theta[lo:hi], new.adam_m[lo:hi], new.adam_v[lo:hi] = part.theta, part.optimizer.m, part.optimizer.v

@@ -1,0 +1,365 @@
+"""The master's side of the distribution: rounds of episodes run by hosts, not tasks
+(docs/design.md, "Distribution"; paper section 2.1, the reference code's one relay per machine).
+
+The run's Dask workers are grouped into hosts by the host part of their addresses. Each host gets a
+coordinator (``coordinator.Coordinator``, a Dask actor on one of its workers) and every worker
+process of the run serves its host's coordinator (``host_queue.HostWorkerPlugin``). A round (the
+episodes of one version of the parameters) costs the master a few actor calls per host, whatever
+the number of episodes or workers: the first brings the new version and a block of episodes, the
+next ones more blocks as the host's queue runs low (guided: each block is 1/2 of the host's share of
+what is left, at least one episode per worker), and the last one its remaining results. Actor
+calls go from the master to the worker directly, not through the Dask scheduler.
+
+Results do not depend on which host or worker ran an episode: they are keyed by pair index and
+sign and reduced in pair order (``Trainer``). A host whose coordinator is lost gives its
+unfinished blocks back to the others; a host without a current replica (new, restarted, or whose
+parameters' checksum differs from the master's) gets the master's full state and its episodes run
+again.
+"""
+
+import asyncio
+import collections
+import contextlib
+import math
+import pickle
+import uuid
+
+from distributed import wait
+
+from esrepro.distributed import replicas
+from esrepro.distributed.coordinator import Coordinator
+from esrepro.distributed.host_queue import HostWorkerPlugin, host_of
+from esrepro.distributed.replicas import MAX_STALE_ROUNDS, FullState, Update
+from esrepro.distributed.tasks import EVAL, TRAIN
+from esrepro.errors import RunFailed
+from esrepro.run_config import RunConfig
+
+#: Seconds to wait for a new coordinator on a worker before trying another worker of the host.
+COORDINATOR_WAIT_S = 10
+
+
+def _nbytes(obj) -> int:
+    """Size of ``obj`` pickled (what crosses the network for it, give or take framing)."""
+    return len(pickle.dumps(obj, protocol=5))
+
+
+class Hosts:
+    """Runs rounds of episodes on the hosts of ``client``'s cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client
+    config : RunConfig
+    es : OpenES
+        The master's strategy (read only: the trainer owns it and calls ``advance`` after each update).
+    obstat : ObsStats or None
+        The master's observation statistics (read only), None for Atari.
+    version : int
+        The parameters' version now (the iteration the run is at).
+    reference : ndarray or None
+        The VBN reference batch (Atari), given to each coordinator once.
+    obs_dim : int
+        The observation size (0 for Atari).
+    log : callable
+    simulate : dict, optional
+        Simulated host workers (``Coordinator``'s ``simulate``).
+
+    Attributes
+    ----------
+    bytes_to_workers, bytes_from_workers, bytes_full_state : int
+        Pickled bytes of what the run sent to and got from the hosts so far, and of the full states
+        sent to hosts without a current replica (a one-off cost per host).
+    calls : int
+        Actor calls made so far (the master's messages to hosts).
+    hosts_lost : int
+        Hosts whose coordinator was lost during a round (their episodes ran elsewhere).
+    """
+
+    @property
+    def chunks_rerun(self) -> int:
+        """Chunks that hosts handed out again because the worker process running them died."""
+        return sum(self._chunks_rerun.values())
+
+    def __init__(self, client, config: RunConfig, es, obstat, version: int, reference, obs_dim: int, log,
+                 simulate: dict | None = None):
+        self.client, self.config, self.es, self.obstat, self.log = client, config, es, obstat, log
+        self.version, self.reference, self.obs_dim, self.simulate = version, reference, obs_dim, simulate
+        self.run_key = uuid.uuid4().hex
+        self._last_update: Update | None = None
+        self._coordinators: dict[str, object] = {}  # host -> actor
+        self._futures: dict[str, object] = {}  # host -> the actor's future
+        self._at: dict[str, int | None] = {}  # host -> the version its replica holds, as last reported
+        self._workers: dict[str, int] = {}  # host -> worker processes, as the scheduler lists them
+        self._reported: dict[str, int] = {}  # host -> worker processes, as its coordinator reported
+        self.bytes_to_workers = self.bytes_from_workers = self.bytes_full_state = self.calls = 0
+        self.hosts_lost = 0
+        self.seen: set[str] = set()  # every host the run has had
+        self._chunks_rerun: dict[str, int] = {}  # host -> its coordinator's count
+        if simulate is None:
+            client.register_plugin(HostWorkerPlugin(self.run_key), name=f"esrepro-{self.run_key}")
+
+    def count(self) -> int:
+        """Worker processes in the cluster now (at least 1)."""
+        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+
+    def advance(self, update: Update) -> None:
+        """The master applied ``update``: the parameters are at the next version."""
+        self.version += 1
+        self._last_update = update
+
+    # -- rounds ---------------------------------------------------------------------------------
+    def run(self, iteration: int, pairs: range, evals: list[int], cap, chunk_items=None, meanwhile=None):
+        """The episodes of ``pairs`` of ``iteration`` (both signs) and of the evaluation episodes
+        ``evals`` of the current version, on every host.
+
+        Returns
+        -------
+        (dict pair index -> list of its two ``run_episodes`` results, list of evaluation results)
+        """
+        items = [(EVAL, e) for e in evals] + [(TRAIN, j, sign) for j in pairs for sign in (0, 1)]
+        rnd = _Round(self, iteration, cap, chunk_items, collections.deque(items), meanwhile)
+        self._play(rnd)
+        return rnd.pairs, rnd.evals
+
+    def run_first_come(self, iteration: int, pairs: int, timesteps: int, evals: list[int], cap, meanwhile=None):
+        """The reference code's batch rule: episodes of pairs 0, 1, 2, ... on every host, pairs
+        counted in the order they complete (both episodes in) until they hold at least ``pairs``
+        pairs and ``timesteps`` timesteps and the evaluation is done; then every host drops what
+        is queued or running.
+
+        Returns
+        -------
+        (list of the counted pairs' results in order, each the pair's two ``run_episodes``
+        results, list of evaluation results, episodes dropped)
+        """
+        items = [(EVAL, e) for e in evals] + [(TRAIN, j, sign) for j in range(pairs) for sign in (0, 1)]
+        rnd = _Round(self, iteration, cap, None, collections.deque(items), meanwhile, first_come=(pairs, timesteps))
+        rnd.next_pair = pairs
+        self._play(rnd)
+        return rnd.counted, rnd.evals, rnd.dropped
+
+    def _play(self, rnd: "_Round") -> None:
+        """Run ``rnd`` on the hosts found now, and again on those found then while hosts are lost
+        and episodes are left."""
+        while True:
+            if not self.discover():
+                raise RunFailed("no worker is left in the cluster")
+            self.client.sync(rnd.run)
+            if rnd.finished():
+                return
+
+    def close(self) -> None:
+        """End the run on every host (its worker processes stop serving it)."""
+        async def close_all():
+            await asyncio.gather(*(self._call(host, "close") for host in self._coordinators), return_exceptions=True)
+        self.client.sync(close_all)
+        self._coordinators, self._futures = {}, {}
+        if self.simulate is None:
+            self.client.unregister_worker_plugin(f"esrepro-{self.run_key}")
+
+    # -- hosts ----------------------------------------------------------------------------------
+    def discover(self) -> dict[str, object]:
+        """The hosts of the cluster now, each with its coordinator (made for a new host, or one whose
+        coordinator was lost, on its first worker) and worker count."""
+        workers = collections.defaultdict(list)
+        for address in self.client.scheduler_info(n_workers=-1)["workers"]:
+            workers[host_of(address)].append(address)
+        self._workers = {host: len(addresses) for host, addresses in workers.items()}
+        self.seen |= set(workers)
+        for host, future in list(self._futures.items()):
+            if future.status != "finished":  # its worker died since
+                self.lose(host)
+        new = [host for host in workers if host not in self._coordinators]
+        for attempt in range(max([len(workers[host]) for host in new], default=0)):
+            futures = {host: self._make_coordinator(host, sorted(workers[host])[attempt % len(workers[host])])
+                       for host in new}
+            with contextlib.suppress(TimeoutError):
+                wait(list(futures.values()), timeout=COORDINATOR_WAIT_S)
+            for host, future in futures.items():
+                if future.status == "finished":
+                    self._coordinators[host] = future.result()
+                    self._futures[host] = future  # the actor lives as long as its future is held
+                    self._at[host] = None
+                else:  # its worker left meanwhile: another worker of the host, if any
+                    self.client.cancel([future])
+            new = [host for host in new if host not in self._coordinators]
+        for host in list(self._coordinators):
+            if host not in workers:
+                self.lose(host)
+        return self._coordinators
+
+    def _make_coordinator(self, host: str, address: str):
+        return self.client.submit(Coordinator, self.run_key, host, self.config, self.reference, self.es.theta.size,
+                                  self.obs_dim, self.simulate, workers=[address], actor=True, pure=False,
+                                  key=f"coordinator-{host}-{uuid.uuid4().hex}")
+
+    def workers_of(self, host: str) -> int:
+        """The worker processes ``host`` serves episodes with: as its coordinator last reported,
+        else as the scheduler lists them."""
+        return self._reported.get(host) or self._workers.get(host, 1)
+
+    def lose(self, host: str) -> None:
+        """Forget a host whose coordinator is gone (a new one is made if the host comes back)."""
+        self._coordinators.pop(host, None)
+        self._futures.pop(host, None)
+        self._at.pop(host, None)
+
+    def payload(self, host: str):
+        """What brings ``host`` to the current version: the last update's scalars (scalar mode,
+        replica one version behind), the parameters (broadcast mode), or the full state."""
+        at = self._at.get(host)
+        if at == self.version:
+            return None
+        if self.config.scalar and at is not None and at == self.version - 1 and self._last_update is not None:
+            payload = ("update", self._last_update)
+        elif not self.config.scalar:
+            obstat = self.obstat
+            payload = ("theta", self.es.theta, obstat and obstat.mean, obstat and obstat.std)
+        else:
+            return self.full_state(host)
+        self.bytes_to_workers += _nbytes(payload)
+        return payload
+
+    def full_state(self, host: str):
+        """The master's whole state, for ``host`` (new, restarted, or diverged)."""
+        obstat = self.obstat
+        state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
+                          self.config.stepsize, self.config.l2coeff)
+        payload = ("state", state)
+        self.bytes_full_state += _nbytes(payload)
+        self.log(f"sent the full state (version {self.version}) to host {host}")
+        return payload
+
+    async def _call(self, host: str, method: str, *args):
+        """``method(*args)`` of ``host``'s coordinator; OSError if its worker is gone."""
+        self.calls += 1
+        try:
+            call = getattr(self._coordinators[host], method)
+        except (RuntimeError, KeyError) as e:  # the actor's worker was lost ("Worker holding Actor was lost")
+            raise OSError(str(e)) from e
+        return await call(*args)
+
+
+class _Round:
+    """One round's bookkeeping on the master (``Hosts.run``, ``Hosts.run_first_come``)."""
+
+    def __init__(self, hosts: Hosts, iteration: int, cap, chunk_items, pool, meanwhile, first_come=None):
+        self.hosts, self.iteration, self.cap, self.chunk_items = hosts, iteration, cap, chunk_items
+        self.pool, self.meanwhile, self.first_come = pool, meanwhile, first_come
+        self.n_evals = sum(item[0] == EVAL for item in pool)
+        self.pairs: dict[int, list] = collections.defaultdict(list)  # pair index -> its episodes' results
+        self.evals: list = []
+        self.counted: list = []
+        self.timesteps = self.dropped = 0
+        self.next_pair = 0
+        self.assigned: dict[str, list] = {}  # host -> items sent and not reported
+        self.stale: collections.Counter = collections.Counter()
+
+    def _take(self, host: str) -> list:
+        """A block for ``host``: half its share (by workers) of what is left, at least one item per
+        worker; in a first-come round, more pairs whenever the pool runs low and the batch is not full."""
+        hosts = self.hosts
+        workers, total = hosts.workers_of(host), sum(hosts.workers_of(h) for h in hosts._coordinators) or 1
+        if self.first_come is not None and not self._full() and len(self.pool) < 2 * workers:
+            while len(self.pool) < 2 * total:  # one episode per worker of the cluster
+                self.pool.extend((TRAIN, self.next_pair, sign) for sign in (0, 1))
+                self.next_pair += 1
+        size = max(workers, math.ceil(len(self.pool) * workers / total / 2))
+        block = [self.pool.popleft() for _ in range(min(size, len(self.pool)))]
+        self.assigned[host] = self.assigned.get(host, []) + block
+        return block
+
+    def _full(self) -> bool:
+        pairs, timesteps = self.first_come
+        return len(self.counted) >= pairs and self.timesteps >= timesteps
+
+    def _record(self, host: str, results: list) -> None:
+        done = {(r[0], r[1], r[2] if r[0] == TRAIN else 0) for r in results}
+        self.assigned[host] = [item for item in self.assigned.get(host, [])
+                               if (item[0], item[1], item[2] if item[0] == TRAIN else 0) not in done]
+        for r in results:
+            if r[0] == EVAL:
+                self.evals.append(r)
+                continue
+            episodes = self.pairs[r[1]]
+            episodes.append(r)
+            if self.first_come is not None and len(episodes) == 2:
+                if self._full():
+                    self.dropped += 2
+                else:
+                    self.counted.append(sorted(episodes, key=lambda e: e[2]))
+                    self.timesteps += episodes[0][5] + episodes[1][5]
+
+    def finished(self) -> bool:
+        """Every episode of the round is in, or, first come, the batch is full and evaluated."""
+        if self.first_come is not None:
+            return self._full() and len(self.evals) == self.n_evals
+        return not self.pool and not any(self.assigned.values())
+
+    async def run(self):
+        """Play the round on the hosts ``discover`` found; returns when it is finished, or when no
+        host is left to run what remains (lost hosts: ``Hosts._play`` looks for hosts again)."""
+        hosts = self.hosts
+        coordinators = dict(hosts._coordinators)
+        calls: dict[str, asyncio.Task] = {}
+
+        def start(host, payload=None):
+            block = self._take(host)
+            context = {"iteration": self.iteration, "max_steps": self.cap}
+            payload = hosts.payload(host) if payload is None else payload
+            hosts.bytes_to_workers += _nbytes(block)
+            calls[host] = asyncio.ensure_future(hosts._call(
+                host, "start", hosts.version, payload, block, context, bool(self.pool) or self.first_come is not None,
+                self.chunk_items))
+
+        for host in list(coordinators):
+            start(host)
+        if self.meanwhile is not None:
+            self.meanwhile()
+            self.meanwhile = None
+        crc = replicas.checksum(hosts.es.theta) if hosts.config.scalar else None
+        while calls:
+            done, _ = await asyncio.wait(calls.values(), return_when=asyncio.FIRST_COMPLETED)
+            for host in [h for h, task in calls.items() if task in done]:
+                task = calls.pop(host)
+                try:
+                    reply = task.result()
+                except OSError as e:  # the coordinator's worker is gone (CommClosedError among them)
+                    hosts.log(f"lost host {host} ({e}); its episodes run elsewhere")
+                    hosts.hosts_lost += 1
+                    self.pool.extendleft(reversed(self.assigned.pop(host, [])))
+                    hosts.lose(host)
+                    continue
+                if reply.get("stale") or (hosts.config.scalar and reply["crc"] != crc):
+                    self.stale[host] += 1
+                    if self.stale[host] > MAX_STALE_ROUNDS:
+                        raise RunFailed(f"host {host} still holds no current replica of the parameters (version "
+                                        f"{hosts.version}) after {MAX_STALE_ROUNDS} attempts to send it the full "
+                                        "state; rerun to resume from the last checkpoint, or use communication: "
+                                        "broadcast")
+                    self.pool.extendleft(reversed(self.assigned.pop(host, [])))
+                    hosts._at[host] = None
+                    start(host, hosts.full_state(host))
+                    continue
+                hosts._at[host] = hosts.version
+                hosts._reported[host] = reply["workers"]
+                hosts._chunks_rerun[f"{host}-{id(coordinators[host])}"] = reply["chunks_rerun"]
+                hosts.bytes_from_workers += _nbytes(reply["results"])
+                self._record(host, reply["results"])
+                if self.finished() or (self.first_come is not None and self._full()):
+                    continue
+                more = bool(self.pool) or self.first_come is not None
+                if more or self.assigned.get(host):
+                    block = self._take(host) if more else []
+                    hosts.bytes_to_workers += _nbytes(block)
+                    calls[host] = asyncio.ensure_future(hosts._call(
+                        host, "add", block, bool(self.pool) or self.first_come is not None, self.chunk_items))
+            if self.first_come is not None and self.finished():
+                break
+        if self.first_come is not None and self.finished():
+            for task in calls.values():
+                task.cancel()
+            dropped = await asyncio.gather(*(hosts._call(host, "abandon") for host in coordinators),
+                                           return_exceptions=True)
+            self.dropped += sum(d for d in dropped if isinstance(d, int))
+            self.dropped += sum(len(episodes) for episodes in self.pairs.values() if len(episodes) == 1)
