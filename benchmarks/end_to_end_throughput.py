@@ -22,13 +22,13 @@ different seconds: medians over ``--iterations`` rounds, with the spread.
 The workers' time (W x wall) inside the run, as fractions that add up to 1:
 
 * ``env.step``: the workers' ``env.step`` calls;
-* ``loop``: the rest of the tasks (Dask's "compute" time of ``evaluate_pairs``): the policy,
+* ``loop``: the rest of the chunks of episodes (``tasks.run_episodes`` in the workers): the policy,
   observation normalization, action noise, the episode loop (and this benchmark's timing and copy of
   each action, about 1 us per step);
-* ``between``: a worker's gaps between its tasks inside an iteration (task handling, scheduling,
-  transfer of results and parameters);
-* ``idle end``: from a worker's last task of an iteration to the end of the iteration (waiting for
-  the slowest task; the master's update and bookkeeping);
+* ``between``: a worker's gaps between its chunks inside an iteration (its host's queue, the
+  replica update, the coordinator's calls from the master);
+* ``idle end``: from a worker's last chunk of an iteration to the end of the iteration (waiting for
+  the slowest chunk; the master's update and bookkeeping);
 * and, separately, the CPU seconds per iteration of this process (the ES master, the Dask client and
   the LocalCluster's scheduler share it).
 
@@ -50,7 +50,6 @@ import warnings
 
 import numpy as np
 import psutil
-from distributed import get_task_stream
 
 from esrepro.config import run_params
 from esrepro.distributed.cluster import connect
@@ -111,10 +110,20 @@ def replay_in_workers(client, env_id, episodes):
 def _instrument():
     """In a worker: from now on, time every ``env.step`` of a task and record each episode's reset
     seed and actions (in ``esrepro.distributed.tasks``, read by ``_take_recording``)."""
+    import esrepro.distributed.host_queue as host_queue
     import esrepro.distributed.tasks as tasks
     from esrepro import rollout
 
-    tasks.ENV_STEP_S, tasks.EPISODES = 0.0, []
+    tasks.ENV_STEP_S, tasks.EPISODES, tasks.SPANS = 0.0, [], []
+    run_episodes = host_queue.run_episodes
+
+    def timed_chunk(*args, **kwargs):
+        start = time.time()
+        out = run_episodes(*args, **kwargs)
+        tasks.SPANS.append((start, time.time()))
+        return out
+
+    host_queue.run_episodes = timed_chunk
 
     def instrumented(env):
         step, reset = env.step, env.reset
@@ -143,11 +152,12 @@ def _instrument():
 
 
 def _take_recording():
-    """In a worker: (``env.step`` seconds, [(reset seed, actions)]) since the last call."""
+    """In a worker: (``env.step`` seconds, [(reset seed, actions)], [(start, stop) of each chunk of
+    episodes]) since the last call."""
     import esrepro.distributed.tasks as tasks
 
-    recording = tasks.ENV_STEP_S, [(seed, np.array(actions)) for seed, actions in tasks.EPISODES]
-    tasks.ENV_STEP_S, tasks.EPISODES = 0.0, []
+    recording = tasks.ENV_STEP_S, [(seed, np.array(actions)) for seed, actions in tasks.EPISODES], tasks.SPANS
+    tasks.ENV_STEP_S, tasks.EPISODES, tasks.SPANS = 0.0, [], []
     return recording
 
 
@@ -156,26 +166,19 @@ def _iteration(trainer, client, workers):
     worker-seconds: env.step, compute, between, idle)."""
     me = psutil.Process()
     client.run(_take_recording)
-    with get_task_stream(client) as ts:
-        cpu0, t0, s0 = me.cpu_times(), time.time(), trainer.timesteps
-        trainer.step()
-        t1, cpu1 = time.time(), me.cpu_times()
-    spans = {}
-    for task in ts.data:
-        if task["key"].startswith("evaluate_pairs"):
-            for s in task["startstops"]:
-                if s["action"] == "compute":
-                    spans.setdefault(task["worker"], []).append((s["start"], s["stop"]))
+    cpu0, t0, s0 = me.cpu_times(), time.time(), trainer.timesteps
+    trainer.step()
+    t1, cpu1 = time.time(), me.cpu_times()
+    recordings = list(client.run(_take_recording).values())
     compute = between = 0.0
-    idle = (workers - len(spans)) * (t1 - t0)  # a worker without any task idled all along
-    for worker_spans in spans.values():
-        busy = sum(b - a for a, b in worker_spans)
-        last = max(b for _, b in worker_spans)
+    idle = sum(t1 - t0 for r in recordings if not r[2])  # a worker without any chunk idled all along
+    for _, _, spans in (r for r in recordings if r[2]):
+        busy = sum(b - a for a, b in spans)
+        last = max(b for _, b in spans)
         compute += busy
         idle += t1 - last
         between += (last - t0) - busy
     master_cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
-    recordings = client.run(_take_recording).values()
     env_step, episodes = sum(r[0] for r in recordings), [e for r in recordings for e in r[1]]
     return trainer.timesteps - s0, t1 - t0, master_cpu, episodes, env_step, compute, between, idle
 

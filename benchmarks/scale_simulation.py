@@ -1,29 +1,29 @@
 """Parallel efficiency of the ES master at 18 ... 1,440 workers, with simulated rollouts.
 
-What is real: the master (``esrepro.train.Trainer``: chunking, the replica protocol, the update on the
-paper's 1 GB noise table, progress rows), the Dask client, and a Dask scheduler in its own process,
-talking over TCP to N real ``distributed.Worker`` s. What is simulated: the work inside each task. A
-simulated worker sleeps for its episodes instead of stepping them: episode lengths are drawn from the
-lengths recorded in a real Humanoid-v5 ES run (``record_episode_lengths.py``: 256-256 policy), each
-step costs the seconds per step measured there, and the adaptive episode cap, if on, cuts them as it
-would cut real episodes. A worker that brings its replica up to date (scalar communication) sleeps
-for the time the update takes on a host of ``--host-workers`` workers that share it
-(``esrepro.distributed.host_update``): its slices, computed one after another here on the paper's
-batch and parameter count, spread over the host's workers (the whole update, measured alone, is
-printed too).
+What is real: the master (``esrepro.train.Trainer``: the rounds, the batch rule, the update on the
+paper's 1 GB noise table, progress rows), the Dask client, a Dask scheduler in its own process, and
+one coordinator per host (``esrepro.distributed.coordinator``, a Dask actor on a Dask worker of its
+own, at an address of its own: hosts 127.0.0.2, 127.0.0.3, ...), whose queue and messages to the
+master are those of a real run. What is simulated: the host's worker processes. Each host has
+``--host-workers`` virtual workers that take chunks from the coordinator's queue in its order and
+sleep for them: episode lengths drawn from the lengths recorded in a real Humanoid-v5 ES run
+(``record_episode_lengths.py``: 256-256 policy), each step costing the seconds per step measured
+here, and each slice of the replica update (scalar communication) the seconds a slice takes here
+on the paper's batch and parameter count.
 
-The simulated workers share ``--processes`` processes (many Dask workers per process), so their own
-CPU (receiving tasks, sending results: in a real cluster spread over N cores) competes with the
-master and the scheduler for this machine's cores: the script prints that CPU too. Left out: network
-latency and bandwidth between hosts, worker start-up, observation statistics (no rollout records
-them), and the variance of a real machine's step times.
+The hosts' Dask workers share ``--processes`` processes, so their coordinators' CPU (on a cluster
+spread over the hosts) competes with the master and the scheduler for this machine's cores: the
+script prints that CPU too. Left out: network latency and bandwidth, worker start-up, observation
+statistics (no rollout records them), and the variance of a real machine's step times.
 
-For each N it prints the median time per iteration over the steady iterations, the ideal time (the
-rollout work of the iteration, sleeps included, divided by N), the efficiency (ideal / measured), the
-ceiling (the efficiency the same tasks would have with free coordination: ``scheduling_bound.py``,
-the same lengths and cap) and the CPU seconds per iteration of the master, the scheduler and the
-simulated workers; it appends the rows to ``--csv`` and ends with one ``SUMMARY`` line for the
-largest N.
+For each N and batch rule (``all``: deterministic; ``first_come``: the reference code's) it prints
+the median over the steady iterations of: the time per iteration, the ideal time (the work of the
+episodes that made the batch and of the evaluation, divided by N), the efficiency (ideal /
+measured; dropped and abandoned work is waste), the ceiling (the efficiency with free
+coordination, ``scheduling_bound.py``, one episode per unit, the same lengths), efficiency /
+ceiling, the messages through the scheduler, the master's calls to hosts, and the CPU seconds of
+the master, the scheduler and the hosts' processes. It appends the rows to ``--csv`` and ends with
+one ``SUMMARY`` line for the largest N.
 
     .venv/bin/python benchmarks/scale_simulation.py                      # N = 18 144 720 1440
     .venv/bin/python benchmarks/scale_simulation.py --workers 18 144 --iterations 3
@@ -32,8 +32,6 @@ largest N.
 import argparse
 import asyncio
 import csv
-import json
-import math
 import os
 import subprocess
 import sys
@@ -48,103 +46,6 @@ from scheduling_bound import ceiling, recorded_lengths
 
 HERE = Path(__file__).resolve().parent
 LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
-
-
-# -- the simulated workers (run in the worker host processes) ----------------------------------------
-class Simulation:
-    """What a simulated episode costs: lengths drawn from one recorded iteration's lengths
-    (``scheduling_bound.recorded_lengths``: scaled, at most the env's limit)."""
-
-    def __init__(self, lengths: np.ndarray, step_s: float, update_s: float):
-        self.lengths, self.step_s, self.update_s = lengths, step_s, update_s
-
-    def episode_lengths(self, key: tuple, count: int, cap: int | None) -> np.ndarray:
-        """Lengths of ``count`` episodes, deterministic in ``key``, at most the adaptive ``cap``."""
-        lengths = np.random.default_rng(key).choice(self.lengths, count)
-        return lengths if cap is None else np.minimum(lengths, cap)
-
-
-SIM: Simulation | None = None
-_VERSIONS: dict = {}  # worker address -> replica version (scalar mode)
-
-
-def sim_resolve(payload):
-    """``replicas.resolve`` with the update replaced by a sleep and no parameters: every simulated
-    replica's checksum is 0, as the master's (``simulate`` patches its ``checksum``).
-
-    Raises
-    ------
-    replicas.Stale
-        As ``replicas.resolve``.
-    """
-    from distributed import get_worker
-
-    from esrepro.distributed.replicas import Stale, Sync
-
-    if not isinstance(payload, Sync):
-        return (None, None, None), None
-    address = get_worker().address
-    version = _VERSIONS.get(address)
-    if version is None:
-        raise Stale
-    if version == payload.version - 1 and payload.update is not None:
-        time.sleep(SIM.update_s)
-        _VERSIONS[address] = version = payload.version
-    if version != payload.version:
-        raise Stale
-    return (None, None, None), 0
-
-
-def sim_evaluate_pairs(config, reference, params, iteration, start, stop, max_steps=None):
-    n = stop - start
-    lengths = SIM.episode_lengths((config.seed, iteration, start, stop), 2 * n, max_steps)
-    time.sleep(lengths.sum() * SIM.step_s)
-    rng = np.random.default_rng((config.seed, iteration, start, stop, 1))
-    return {"noise_indices": rng.integers(0, config.noise_table_size - 200_000, n),
-            "returns": rng.normal(size=(n, 2)), "lengths": lengths.reshape(n, 2), "obs": []}
-
-
-def sim_evaluate_policy(config, reference, params, iteration, episodes):
-    lengths = SIM.episode_lengths((config.seed, iteration, *episodes), len(episodes), None)
-    time.sleep(lengths.sum() * SIM.step_s)
-    return np.stack([np.zeros(len(episodes)), lengths], axis=1).astype(np.float64)
-
-
-def sim_load_replica(config, run_key, state):
-    from distributed import get_worker
-
-    _VERSIONS[get_worker().address] = state.version
-    return get_worker().address
-
-
-def worker_host(scheduler_file: str, count: int, sim: dict, ready: str):
-    """A process holding ``count`` simulated Dask workers (one thread each) until killed."""
-    global SIM
-    import dask
-    from distributed import Worker
-
-    import esrepro.distributed.replicas as replicas
-    import esrepro.distributed.tasks as tasks
-
-    SIM = Simulation(np.array(sim["lengths"], dtype=np.int64), sim["step_s"], sim["update_s"])
-    tasks.evaluate_pairs, tasks.evaluate_policy = sim_evaluate_pairs, sim_evaluate_policy
-    replicas.load_replica, replicas.resolve = sim_load_replica, sim_resolve
-    tasks.NoiseTablePlugin.setup = lambda self, worker: None  # simulated workers read no noise
-
-    # Each worker's periodic work (the statistical profiler every 10 ms, the event-loop tick every 20 ms,
-    # the system monitor) would
-    # cost every simulated worker a real worker's CPU on this machine's few cores.
-    dask.config.set({"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "1h",
-                     "distributed.admin.tick.interval": "1s"})
-
-    async def run():
-        workers = [Worker(scheduler_file=scheduler_file, nthreads=1, host="127.0.0.1", dashboard=False,
-                          memory_limit=0, validate=False) for _ in range(count)]
-        await asyncio.gather(*workers)
-        Path(ready).touch()
-        await asyncio.Event().wait()
-
-    asyncio.run(run())
 
 
 # -- the scheduler: its messages counted -----------------------------------------------------------
@@ -212,11 +113,10 @@ def step_seconds(env_id: str, episodes: int = 16) -> tuple[float, int]:
     return (time.perf_counter() - t0) / steps, policy.num_params
 
 
-def update_seconds(pairs: int, num_params: int, host_workers: int) -> tuple[float, float]:
-    """Seconds one replica update takes here on the paper's table: (the whole update in one
-    process, ``OpenES.step``; the update shared by ``host_workers`` processes, ``shared_step``:
-    its slices' time, measured computing them all in one process, spread over the processes)."""
-    from esrepro.distributed.host_update import SLICE, shared_step
+def slice_seconds(pairs: int, num_params: int) -> tuple[float, float]:
+    """Seconds here of (one slice of the replica update, the whole update in one process) on the
+    paper's table (``host_state.compute_slice``, ``OpenES.step``)."""
+    from esrepro.distributed.host_state import Version, compute_slice
     from esrepro.es.noise import PAPER_SEED, PAPER_SIZE, NoiseTable
     from esrepro.es.strategy import OpenES
 
@@ -228,11 +128,32 @@ def update_seconds(pairs: int, num_params: int, host_workers: int) -> tuple[floa
     OpenES(np.ones(num_params, np.float32), noise).step(indices, returns)
     whole = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
+        previous = Version.open(Path(tmp) / "a.bin", num_params, 0, create=True)
+        new = Version.open(Path(tmp) / "b.bin", num_params, 0, create=True)
         t0 = time.perf_counter()
-        shared_step(OpenES(np.ones(num_params, np.float32), noise), indices, returns, Path(tmp) / "update.bin")
-        sliced = time.perf_counter() - t0
-    slices = math.ceil(num_params / SLICE)
-    return whole, sliced / slices * math.ceil(slices / min(host_workers, slices))
+        compute_slice(previous, new, 0, 1, noise, 0.01, 0.005, indices, returns)
+        one = time.perf_counter() - t0
+    return one, whole
+
+
+def host_process(scheduler_file: str, hosts: list[str], ready: str):
+    """A process holding one Dask worker per simulated host (each at its own loopback address)
+    until killed; its coordinators' virtual workers are simulated (``Coordinator(simulate=...)``)."""
+    import dask
+    from distributed import Worker
+
+    # Each worker's periodic work would cost every simulated host a real worker's CPU here.
+    dask.config.set({"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "1h",
+                     "distributed.admin.tick.interval": "1s"})
+
+    async def run():
+        workers = [Worker(scheduler_file=scheduler_file, nthreads=1, host=host, dashboard=False, memory_limit=0,
+                          validate=False) for host in hosts]
+        await asyncio.gather(*workers)
+        Path(ready).touch()
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
 
 
 class CPU:
@@ -251,130 +172,128 @@ class CPU:
         return spent
 
 
-def simulate(n_workers: int, args, sim: dict, params: dict) -> dict:
+def simulate(hosts: int, batch: str, args, sim: dict, params: dict) -> dict:
     from distributed import Client
 
     import esrepro.distributed.replicas as replicas
     from esrepro.run_config import RunConfig
     from esrepro.train import Trainer
 
-    replicas.checksum = lambda theta: 0  # simulated replicas hold no parameters (sim_resolve)
+    replicas.checksum = lambda theta: None  # simulated hosts hold no parameters (their crc is None)
     tmp = Path(tempfile.mkdtemp(prefix="esrepro-sim-"))
     scheduler_file = tmp / "scheduler.json"
-    env = os.environ | {"DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": os.environ.get("STEALING", "True")}
     scheduler = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
                                   "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file),
                                   "--preload", str(Path(__file__).resolve())],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    hosts = []
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs = []
     try:
         while not scheduler_file.exists():
             time.sleep(0.1)
-        per_host = [n_workers // args.processes + (i < n_workers % args.processes) for i in range(args.processes)]
-        for i, count in enumerate(c for c in per_host if c):
+        addresses = [f"127.0.{2 + i // 250}.{2 + i % 250}" for i in range(hosts)]
+        for i in range(args.processes):
             ready = tmp / f"ready{i}"
-            code = (f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import scale_simulation as s; "
-                    f"s.worker_host({str(scheduler_file)!r}, {count}, json.loads({json.dumps(sim)!r}), {str(ready)!r})")
-            hosts.append((subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                                           stderr=subprocess.DEVNULL), ready))
-        with Client(scheduler_file=str(scheduler_file)) as client:
-            client.wait_for_workers(n_workers, timeout=600)
-            config = RunConfig.from_params(args.env, 0, params)
+            code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import scale_simulation as s; "
+                    f"s.host_process({str(scheduler_file)!r}, {addresses[i::args.processes]!r}, {str(ready)!r})")
+            if addresses[i::args.processes]:
+                procs.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        with Client(scheduler_file=str(scheduler_file), direct_to_workers=True) as client:
+            client.wait_for_workers(hosts, timeout=600)
+            config = RunConfig.from_params(args.env, 0, params | {"batch": batch})
             trainer = Trainer(config, tmp / "run", log=lambda line: None)
-            trainer.connect(client)
+            trainer.connect(client, simulate=sim)
             cpu = {"master": CPU([os.getpid()]), "scheduler": CPU([scheduler.pid]),
-                   "workers": CPU([h.pid for h, _ in hosts])}
-            rows = []
-            for i in range(args.iterations + 1):
+                   "hosts": CPU([p.pid for p in procs])}
+            n_workers, rows = hosts * sim["workers"], []
+            for i in range(args.iterations + 2):
                 for c in cpu.values():
                     c.take()
-                messages = scheduler_messages(client)
+                messages, calls = scheduler_messages(client), trainer.workers.calls
                 trainer.step()
                 messages = scheduler_messages(client) - messages - 1  # the query before the step
                 # the round: the new iteration's pairs and the evaluation of the parameters they perturb
                 row, pairs = trainer.rows[-1], trainer.pending
                 work = pairs["pairs"] * 2 * pairs["length_mean"] + config.eval_episodes * row["eval_length_mean"]
                 rows.append({"iteration_s": row["iteration_time_s"], "ideal_s": work * sim["step_s"] / n_workers,
-                             **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}, "scheduler_messages": messages})
-                print(f"N={n_workers} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
+                             **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}, "scheduler_messages": messages,
+                             "host_calls": trainer.workers.calls - calls, "dropped": pairs["dropped_episodes"]})
+                print(f"N={n_workers} {batch} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
                       f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}, "
-                      f"{messages} scheduler messages", flush=True)
+                      f"{messages} scheduler messages, {rows[-1]['host_calls']} calls to hosts, "
+                      f"{pairs['dropped_episodes']} episodes dropped", flush=True)
             trainer.workers.close()
-        steady = rows[1:]  # the first round starts the workers' envs and caches
+        steady = rows[2:]  # the first rounds install the state and start the hosts
         out = {k: float(np.median([r[k] for r in steady])) for k in steady[0]}
-        return out | {"workers": n_workers, "efficiency": out["ideal_s"] / out["iteration_s"]}
+        return out | {"workers": n_workers, "hosts": hosts, "batch": batch,
+                      "efficiency": out["ideal_s"] / out["iteration_s"]}
     finally:
-        for h, _ in hosts:
-            h.kill()
+        for p in procs:
+            p.kill()
         scheduler.kill()
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[18, 144, 720, 1440])
-    ap.add_argument("--iterations", type=int, default=4, help="steady iterations per N (after one warm-up)")
-    ap.add_argument("--processes", type=int, default=4, help="processes holding the simulated workers")
+    ap.add_argument("--iterations", type=int, default=3, help="steady iterations per N (after two warm-ups)")
+    ap.add_argument("--processes", type=int, default=4, help="processes holding the simulated hosts")
+    ap.add_argument("--host-workers", type=int, default=18, help="worker processes per host (the paper's machines)")
+    ap.add_argument("--batch", nargs="+", default=["all", "first_come"], choices=["all", "first_come"])
     ap.add_argument("--env", default="Humanoid-v5")
     ap.add_argument("--lengths", default=str(LENGTHS), help="npz of record_episode_lengths.py")
     ap.add_argument("--stage", default="last", help="recorded iteration to draw lengths from (or 'last')")
-    ap.add_argument("--length-scale", type=float, default=1.0,
-                    help="multiply the recorded lengths (capped at the env's 1,000 steps): later training")
     ap.add_argument("--pairs", type=int, default=5000, help="pairs per iteration (paper: 10,000 episodes)")
     ap.add_argument("--min-timesteps", type=int, default=100_000)
-    ap.add_argument("--episode-cap-factor", type=float, default=None)
-    ap.add_argument("--communication", default="scalar", choices=["scalar", "broadcast"])
-    ap.add_argument("--host-workers", type=int, default=18,
-                    help="workers per host sharing the replica update (the paper's 18-core machines)")
-    ap.add_argument("--scheme", default="current", help="a label for the csv rows")
     ap.add_argument("--csv", default=None, help="append the rows to this csv")
     args = ap.parse_args()
 
     limit = gym.spec(args.env).max_episode_steps
-    stage, lengths = recorded_lengths(args.lengths, args.stage, args.length_scale, None, limit)
-    _, capped = recorded_lengths(args.lengths, args.stage, args.length_scale, args.episode_cap_factor, limit)
+    stage, lengths = recorded_lengths(args.lengths, args.stage, 1.0, None, limit)
     step_s, num_params = step_seconds(args.env)
+    slice_s, whole_s = slice_seconds(args.pairs, num_params)
     params = {"hidden": [256, 256], "pairs_per_iteration": args.pairs, "min_timesteps_per_iteration":
               args.min_timesteps, "noise_table_size": 250_000_000, "eval_episodes": 10, "iterations": 10**6,
-              "communication": args.communication, "episode_cap_factor": args.episode_cap_factor}
+              "communication": "scalar"}
     from esrepro.config import run_params
     params = run_params(None, args.env, overrides=params)
-    whole_s, update_s = update_seconds(args.pairs, num_params, args.host_workers)
-    update_s = update_s if args.communication == "scalar" else 0.0
-    sim = {"lengths": lengths.astype(int).tolist(), "step_s": step_s, "update_s": update_s}
-    print(f"episode lengths: {stage} of {args.lengths} x {args.length_scale} (mean {lengths.mean():.0f}, "
-          f"max {lengths.max():.0f}); {1e6 * step_s:.0f} us per step; replica update {update_s:.2f} s "
-          f"shared by {args.host_workers} workers ({whole_s:.2f} s alone); "
-          f"scheme {args.scheme}, communication {args.communication}, cap {args.episode_cap_factor}")
-    fields = ["scheme", "episode_cap", "communication", "length_scale", "workers", "iteration_s", "ideal_s",
-              "efficiency", "ceiling", "master_cpu_s", "scheduler_cpu_s", "workers_cpu_s", "scheduler_messages"]
-    print("| N | iteration s | ideal s | efficiency | ceiling | efficiency / ceiling | master CPU s | scheduler CPU s "
-          "| workers' CPU s | scheduler messages |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    results = []
+    sim = {"workers": args.host_workers, "lengths": lengths.astype(int).tolist(), "step_s": step_s,
+           "slice_s": slice_s}
+    print(f"episode lengths: {stage} of {args.lengths} (mean {lengths.mean():.0f}, max {lengths.max():.0f}); "
+          f"{1e6 * step_s:.0f} us per step; a slice of the replica update {slice_s:.3f} s (the whole update in one "
+          f"process {whole_s:.2f} s); {args.host_workers} workers per host")
+    fields = ["batch", "workers", "hosts", "iteration_s", "ideal_s", "efficiency", "ceiling", "master_cpu_s",
+              "scheduler_cpu_s", "hosts_cpu_s", "scheduler_messages", "host_calls", "dropped"]
+    print("| N | batch | iteration s | ideal s | efficiency | ceiling | efficiency / ceiling | scheduler messages "
+          "| calls to hosts | master CPU s | scheduler CPU s | hosts' CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    results = {}
     for n in args.workers:  # each row printed and saved as soon as it is measured
-        r = simulate(n, args, sim, params) | {"scheme": args.scheme, "episode_cap": args.episode_cap_factor or "",
-                                              "communication": args.communication, "length_scale": args.length_scale,
-                                              "ceiling": ceiling(capped, n, pairs=args.pairs,
-                                                                 eval_episodes=params["eval_episodes"],
-                                                                 min_timesteps=args.min_timesteps)}
-        results.append(r)
-        print(f"| {r['workers']} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
-              f"| {r['ceiling']:.2f} | {r['efficiency'] / r['ceiling']:.2f} | {r['master_cpu_s']:.2f} "
-              f"| {r['scheduler_cpu_s']:.2f} | {r['workers_cpu_s']:.2f} | {r['scheduler_messages']:.0f} |", flush=True)
-        if args.csv:
-            path = Path(args.csv)
-            new, header = not path.exists(), fields
-            if not new:
-                with path.open() as f:
-                    header = next(csv.reader(f))  # a file of older rows keeps its columns
-            with path.open("a", newline="") as f:
-                w = csv.DictWriter(f, header, extrasaction="ignore")
-                if new:
-                    w.writeheader()
-                w.writerow(r)
-    last = results[-1]
-    print(f"SUMMARY efficiency at N={last['workers']}: {last['efficiency']:.2f} (ceiling with free coordination "
-          f"{last['ceiling']:.2f}; target >= 0.9, paper 0.82): {'met' if last['efficiency'] >= 0.9 else 'MISSED'}")
+        hosts = max(1, n // args.host_workers)
+        for batch in args.batch:
+            unit = "one episode" if batch == "all" else "first come, one episode"
+            r = simulate(hosts, batch, args, sim, params) | {
+                "ceiling": ceiling(lengths, n, unit, pairs=args.pairs, eval_episodes=params["eval_episodes"],
+                                   min_timesteps=args.min_timesteps)}
+            results[n, batch] = r
+            print(f"| {n} | {batch} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
+                  f"| {r['ceiling']:.2f} | {r['efficiency'] / r['ceiling']:.2f} | {r['scheduler_messages']:.0f} "
+                  f"| {r['host_calls']:.0f} | {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} "
+                  f"| {r['hosts_cpu_s']:.2f} |", flush=True)
+            if args.csv:
+                path = Path(args.csv)
+                new = not path.exists()
+                with path.open("a", newline="") as f:
+                    w = csv.DictWriter(f, fields, extrasaction="ignore")
+                    if new:
+                        w.writeheader()
+                    w.writerow(r)
+    n = args.workers[-1]
+    det, fc = results.get((n, "all")), results.get((n, "first_come"))
+    print(f"SUMMARY N={n} all_efficiency={det['efficiency'] if det else float('nan'):.3f} "
+          f"all_ceiling={det['ceiling'] if det else float('nan'):.3f} "
+          f"first_come_efficiency={fc['efficiency'] if fc else float('nan'):.3f} "
+          f"scheduler_messages_per_iteration={(det or fc)['scheduler_messages']:.0f}")
 
 
 if __name__ == "__main__":

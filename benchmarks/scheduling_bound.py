@@ -14,9 +14,11 @@ in order to the first free worker (list scheduling, what Dask's scheduler does w
 Efficiency = (the iteration's work / N) / (the time until its last unit ends), as in
 ``scale_simulation.py``; work in env steps (all steps cost the same). Units compared:
 
-* ``guided chunks``: the Trainer's tasks (``esrepro.distributed.tasks.chunks``), today's scheme;
+* ``guided chunks``: the Trainer's tasks before hosts coordinated the work (``chunks``: Dask tasks
+  of decreasing ranges of pairs), kept for comparison;
 * ``one pair``: every pair its own unit, the finest split that keeps a pair on one worker;
-* ``one episode``: every episode its own unit (a pair split over two workers);
+* ``one episode``: every episode its own unit (a pair split over two workers): the unit of a host's
+  queue now (``esrepro.distributed.coordinator``);
 * ``equal split``: one chunk of pairs per worker (``chunk_pairs = pairs / N``);
 
 and the paper's own batch rule, ``first come`` with one pair or one episode per unit
@@ -34,8 +36,6 @@ from pathlib import Path
 
 import numpy as np
 
-from esrepro.distributed.tasks import chunks
-
 HERE = Path(__file__).resolve().parent
 LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
 UNITS = ("guided chunks", "one pair", "one episode", "equal split")
@@ -43,6 +43,21 @@ UNITS = ("guided chunks", "one pair", "one episode", "equal split")
 #: not ways to cut the deterministic batch but another batch, so columns of their own.
 FIRST_COME = ("first come, one pair", "first come, one episode")
 TARGET = 0.9
+
+
+def chunks(start: int, stop: int, workers: int, chunk_pairs: int | None = None) -> list[tuple[int, int]]:
+    """Pairs ``start..stop`` as the Trainer cut them into Dask tasks before hosts coordinated the
+    work: ``chunk_pairs`` each, or decreasing sizes (guided scheduling), each 1/(2 workers) of the
+    pairs left but at least 1/(16 workers) of all."""
+    if chunk_pairs:
+        return [(a, min(a + chunk_pairs, stop)) for a in range(start, stop, chunk_pairs)]
+    smallest = math.ceil((stop - start) / (16 * workers))
+    ranges, a = [], start
+    while a < stop:
+        b = min(stop, a + max(smallest, math.ceil((stop - a) / (2 * workers))))
+        ranges.append((a, b))
+        a = b
+    return ranges
 
 
 def makespan(units: list[float], workers: int) -> float:
