@@ -32,6 +32,7 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
+from rollout_throughput import Recorder, run_raw  # noqa: E402
 
 from esrepro.envs.mujoco import make_env  # noqa: E402
 from esrepro.policies.mlp import MLPPolicy  # noqa: E402
@@ -83,30 +84,6 @@ def one_at_a_time(env, theta, sizes, stats, seed, noise_std, rng, record):
         t += 1
         if terminated or truncated:
             return t
-
-
-class Recorder:
-    """An env stand-in recording the actions passed to ``step`` (``rollouts`` gets these)."""
-
-    def __init__(self, env):
-        self.env, self.actions = env, []
-
-    def reset(self, **kw):
-        self.actions = []
-        return self.env.reset(**kw)
-
-    def step(self, action):
-        self.actions.append(np.array(action, dtype=np.float32))
-        return self.env.step(action)
-
-
-def replay(env, seed, actions) -> int:
-    env.reset(seed=seed)
-    for i, action in enumerate(actions):
-        _, _, terminated, truncated, _ = env.step(action)
-        if terminated or truncated:
-            return i + 1
-    return len(actions)
 
 
 def main():
@@ -162,7 +139,7 @@ def main():
             steps = sum(len(a) for a in recorded)
             t0 = time.perf_counter()
             for seed, actions in zip(seeds, recorded):
-                replay(replay_env, seed, actions)
+                run_raw(replay_env, seed, actions)
             ratios[name].append((time.perf_counter() - t0) / run)
     print(f"{args.env}, 64-64 policy, {args.episodes} episodes per variant and round ({steps} steps in the last), "
           f"medians of {args.repeats} rounds")

@@ -8,10 +8,10 @@ iteration's tail inside a host is a single episode (``scheduling_bound.py``: at 
 ceiling is 0.84 with one episode per unit, 0.77 with one pair).
 
 What runs: the coordinator (an asyncio Unix-socket server in this process) owns the queue; each of
-``--processes`` spawned worker processes connects, asks for an episode, "runs" it, returns a
-result of ~100 bytes (what an episode's result holds: its index, return, length) and asks again.
-Messages are pickles behind a 4-byte length. Two measurements, each in ``--repeats`` alternating
-rounds:
+``--processes`` spawned worker processes connects, asks for an episode, "runs" it, returns a result
+of ~100 bytes (what an episode's result holds: its index, return, length) and asks again. Messages
+are pickles behind a 4-byte length (``esrepro.distributed.host_queue``'s framing). Two measurements,
+each in ``--repeats`` alternating rounds:
 
 * ``empty``: episodes that cost nothing: the queue's own cost per episode, round trip included
   (wall time per episode over all processes, and the coordinator's CPU per episode);
@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import pickle
 import socket
-import struct
 import tempfile
 import time
 from pathlib import Path
@@ -40,25 +39,7 @@ from pathlib import Path
 import numpy as np
 from scheduling_bound import LENGTHS, makespan, recorded_lengths
 
-HEADER = struct.Struct("!I")
-
-
-def send(sock: socket.socket, obj) -> None:
-    data = pickle.dumps(obj, protocol=5)
-    sock.sendall(HEADER.pack(len(data)) + data)
-
-
-def receive(sock: socket.socket):
-    def exactly(n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return bytes(buf)
-
-    return pickle.loads(exactly(HEADER.unpack(exactly(HEADER.size))[0]))
+from esrepro.distributed.host_queue import HEADER, receive, send
 
 
 def worker(path: str) -> None:

@@ -88,8 +88,11 @@ FAULT = dict(DETERMINISM, env="Swimmer-v5", iterations=4, max_episode_steps=500,
 
 
 def _state(dask_worker):
-    """(pid, whether it holds a coordinator, the kind of chunk it runs now per run)."""
-    return os.getpid(), bool(dask_worker.state.actors), dict(host_queue.running)
+    """(pid, whether it holds the coordinator of a run going on (one of an earlier run may linger),
+    the kind of chunk it runs now per run)."""
+    serving = any(isinstance(actor, Coordinator) and actor._server is not None and actor._server.is_serving()
+                  for actor in dask_worker.state.actors.values())
+    return os.getpid(), serving, dict(host_queue.running)
 
 
 def _kill_mid_chunk(client, out, coordinator: bool, killed, done):
@@ -129,26 +132,16 @@ def _run_with_killed_workers(out, mode, coordinator):
     return json.loads((out / "run.json").read_text())["faults"]
 
 
-def test_killed_worker_does_not_change_the_result(clients, tmp_path):
-    """A worker process killed in the middle of a chunk: its host hands the chunk to another."""
+@pytest.mark.parametrize("coordinator, fault", [(False, "chunks_rerun"), (True, "hosts_lost")])
+def test_killed_process_does_not_change_the_result(clients, tmp_path, coordinator, fault):
+    """A worker process killed in the middle of a chunk: its host hands the chunk to another. The
+    process holding the host's coordinator killed mid-round: the host is lost, its episodes run
+    elsewhere, and a new coordinator takes the host over (with the full state in scalar mode)."""
     train(clients[2], tmp_path / "undisturbed", **FAULT)
     theta0, progress0 = outputs(tmp_path / "undisturbed")
     for mode in ("broadcast", "scalar"):
-        faults = _run_with_killed_workers(tmp_path / mode, mode, coordinator=False)
-        assert faults["chunks_rerun"] >= 1, faults
-        theta, progress = outputs(tmp_path / mode)
-        assert np.array_equal(theta, theta0), mode
-        pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
-
-
-def test_killed_coordinator_does_not_change_the_result(clients, tmp_path):
-    """The process holding the host's coordinator killed mid-round: the host is lost, its episodes
-    run elsewhere, and a new coordinator takes the host over (with the full state in scalar mode)."""
-    train(clients[2], tmp_path / "undisturbed", **FAULT)
-    theta0, progress0 = outputs(tmp_path / "undisturbed")
-    for mode in ("broadcast", "scalar"):
-        faults = _run_with_killed_workers(tmp_path / mode, mode, coordinator=True)
-        assert faults["hosts_lost"] >= 1, faults
+        faults = _run_with_killed_workers(tmp_path / mode, mode, coordinator)
+        assert faults[fault] >= 1, faults
         theta, progress = outputs(tmp_path / mode)
         assert np.array_equal(theta, theta0), mode
         pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
