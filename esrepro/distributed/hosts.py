@@ -22,6 +22,7 @@ import collections
 import contextlib
 import math
 import pickle
+import time
 import uuid
 
 from distributed import wait
@@ -36,6 +37,8 @@ from esrepro.run_config import RunConfig
 
 #: Seconds to wait for a new coordinator on a worker before trying another worker of the host.
 COORDINATOR_WAIT_S = 10
+#: Seconds a round waits for a host to come back (workers restarting) when it has none left.
+HOSTS_WAIT_S = 120
 
 
 def _nbytes(obj) -> int:
@@ -141,12 +144,17 @@ class Hosts:
     def _play(self, rnd: "_Round") -> None:
         """Run ``rnd`` on the hosts found now, and again on those found then while hosts are lost
         and episodes are left."""
+        deadline = time.monotonic() + HOSTS_WAIT_S
         while True:
-            if not self.discover():
-                raise RunFailed("no worker is left in the cluster")
+            if not self.discover():  # every host lost: their workers may be restarting
+                if time.monotonic() > deadline:
+                    raise RunFailed(f"no host of the cluster could take the run's episodes for {HOSTS_WAIT_S} s")
+                time.sleep(0.5)
+                continue
             self.client.sync(rnd.run)
             if rnd.finished():
                 return
+            deadline = time.monotonic() + HOSTS_WAIT_S
 
     def close(self) -> None:
         """End the run on every host (its worker processes stop serving it)."""
