@@ -175,8 +175,8 @@ class Hosts:
         self._workers = {host: len(addresses) for host, addresses in workers.items()}
         self.seen |= set(workers)
         for host, future in list(self._futures.items()):
-            if future.status != "finished":  # its worker died since
-                self.lose(host)
+            if future.status != "finished":
+                self.lose(host, "its coordinator's worker died between rounds")
         new = [host for host in workers if host not in self._coordinators]
         for attempt in range(max([len(workers[host]) for host in new], default=0)):
             futures = {host: self._make_coordinator(host, sorted(workers[host])[attempt % len(workers[host])])
@@ -193,7 +193,7 @@ class Hosts:
             new = [host for host in new if host not in self._coordinators]
         for host in list(self._coordinators):
             if host not in workers:
-                self.lose(host)
+                self.lose(host, "no worker of it is left")
         return self._coordinators
 
     def _make_coordinator(self, host: str, address: str):
@@ -206,8 +206,10 @@ class Hosts:
         else as the scheduler lists them."""
         return self._reported.get(host) or self._workers.get(host, 1)
 
-    def lose(self, host: str) -> None:
+    def lose(self, host: str, why: str) -> None:
         """Forget a host whose coordinator is gone (a new one is made if the host comes back)."""
+        self.log(f"lost host {host} ({why}); its episodes run elsewhere")
+        self.hosts_lost += 1
         self._coordinators.pop(host, None)
         self._futures.pop(host, None)
         self._at.pop(host, None)
@@ -333,10 +335,8 @@ class _Round:
                 try:
                     reply = task.result()
                 except OSError as e:  # the coordinator's worker is gone (CommClosedError among them)
-                    hosts.log(f"lost host {host} ({e}); its episodes run elsewhere")
-                    hosts.hosts_lost += 1
                     self.pool.extendleft(reversed(self.assigned.pop(host, [])))
-                    hosts.lose(host)
+                    hosts.lose(host, str(e))
                     continue
                 if reply.get("stale") or (hosts.config.scalar and reply["crc"] != crc):
                     self.stale[host] += 1
