@@ -38,9 +38,9 @@ def main():
         recorded, population = {}, trainer._population
 
         def recording(iteration, cap):  # the iteration's episodes, as the Trainer receives them
-            parts, evaluation, dropped = population(iteration, cap)
-            recorded[f"lengths_{iteration}"] = np.concatenate([p["lengths"].ravel() for p in parts])
-            return parts, evaluation, dropped
+            pairs, evaluation, dropped = population(iteration, cap)
+            recorded[f"lengths_{iteration}"] = np.array([episode[5] for pair in pairs for episode in pair])
+            return pairs, evaluation, dropped
 
         trainer._population = recording
         with connect(args.workers) as client:
