@@ -61,6 +61,7 @@ def bytes_per_iteration(client, hidden, mode, args) -> tuple[int, float]:
             trainer.step()
             after = client.run(_received_bytes)
             totals.append(sum(after[w] - before[w] for w in after))
+        trainer.workers.close()
     return trainer.policy.num_params, sum(totals) / len(totals)
 
 

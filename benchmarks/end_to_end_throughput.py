@@ -205,6 +205,7 @@ def measure(env_id, workers, args):
             rounds.append((steps / seconds / workers, replay, random, env_step / total, (compute - env_step) / total,
                            between / total, idle / total, master_cpu, steps / env_step,
                            replay_in_workers(client, env_id, episodes)))
+        trainer.workers.close()
     return rounds
 
 

@@ -99,7 +99,7 @@ def main():
         sampler = Sampler(list(pids.values()), args.interval)
         sampler.start()
         trainer = Trainer(RunConfig.from_params(args.env, 0, params), tmp, log=lambda *_: None)
-        trainer.connect(client)  # registers the noise-table plugin
+        trainer.connect(client)  # the workers start serving the run's host
         after_table = client.run(_rss_bytes)
         t0 = time.perf_counter()
         for _ in range(args.iterations):
@@ -108,6 +108,7 @@ def main():
         after_iters = client.run(_rss_bytes)
         maxrss = client.run(_maxrss_bytes)
         sampler.stop()
+        trainer.workers.close()
 
     print(f"{args.env}: noise table {params['noise_table_size']:,} float32 = {table_mb:.0f} MB; "
           f"{args.workers} worker(s); {args.iterations} iterations x {args.pairs} pairs in {seconds:.1f} s; "

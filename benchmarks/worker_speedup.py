@@ -8,11 +8,9 @@ per worker to save time), then ``--steps`` steps are timed. 1-worker and 2-worke
 alternate (order swapped every round) for ``--repeats`` rounds so that machine-load drifts hit
 both alike; the medians, the ratio of medians and the median of the per-round ratios are printed.
 
-For the analysis of a miss, the Dask task stream of the timed steps gives each worker's busy time:
-``efficiency = sum of task durations / (workers * wall time)`` (how much of the wall time the
-workers spent inside ``evaluate_pairs``), and the mean task duration per pair (whether the pairs
-themselves got slower, i.e. the workers competed for the cores), and the CPU time (psutil) of the
-worker processes per wall second: the number of cores the workers actually got. From it, an
+For the analysis of a miss: the workers' CPU time (psutil) per pair (whether the pairs themselves
+got slower, i.e. the workers competed for the cores) and per wall second: the number of cores the
+workers actually got. From it, an
 estimate of the speedup with a whole core per worker (wall time scaled by the CPU share) is
 printed too; it is not a measurement.
 
@@ -32,7 +30,6 @@ import time
 import warnings
 
 import psutil
-from distributed import get_task_stream
 
 from esrepro.config import run_params
 from esrepro.distributed.cluster import connect
@@ -51,37 +48,33 @@ def _cpu_seconds(procs):
 
 
 def measure(workers, args, out_dir):
-    """Timed ``Trainer.step()`` wall times on a new cluster of ``workers``; plus task-stream stats."""
+    """Timed ``Trainer.step()`` wall times on a new cluster of ``workers``; plus the CPU the workers
+    and this process (client and scheduler) used."""
     params = run_params(None, args.env, overrides={"iterations": 1, "eval_episodes": 0,
                                                    "pairs_per_iteration": args.pairs, "hidden": args.hidden})
     config = RunConfig.from_params(args.env, 0, params)
     with connect(workers) as client:
         trainer = Trainer(config, out_dir, log=lambda *_: None)
         trainer.connect(client)
-        # Warm-up step (env creation, noise table): a small population, 2 one-pair tasks per worker,
-        # so that it costs little; the timed steps use the full population.
+        # Warm-up step (env creation, noise table): a small population, 2 pairs per worker, so that it
+        # costs little; the timed steps use the full population.
         trainer.config = dataclasses.replace(config, pairs_per_iteration=2 * workers)
         trainer.step()
         trainer.config = config
         worker_procs = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
         main_proc = [psutil.Process()]  # client and scheduler (LocalCluster runs it in this process)
-        times, busy, n_tasks, worker_cpu, main_cpu = [], 0.0, 0, 0.0, 0.0
+        times, worker_cpu, main_cpu = [], 0.0, 0.0
         for _ in range(args.steps):
-            with get_task_stream(client) as ts:
-                c0, m0 = _cpu_seconds(worker_procs), _cpu_seconds(main_proc)
-                t = time.perf_counter()
-                trainer.step()
-                times.append(time.perf_counter() - t)
-                worker_cpu += _cpu_seconds(worker_procs) - c0
-                main_cpu += _cpu_seconds(main_proc) - m0
-            tasks = [d for d in ts.data if d["key"].startswith("evaluate_pairs")]
-            n_tasks += len(tasks)
-            busy += sum(s["stop"] - s["start"] for d in tasks for s in d["startstops"]
-                        if s["action"] == "compute")
+            c0, m0 = _cpu_seconds(worker_procs), _cpu_seconds(main_proc)
+            t = time.perf_counter()
+            trainer.step()
+            times.append(time.perf_counter() - t)
+            worker_cpu += _cpu_seconds(worker_procs) - c0
+            main_cpu += _cpu_seconds(main_proc) - m0
+        trainer.workers.close()
     wall = sum(times)
-    stats = {"efficiency": busy / (workers * wall), "s_per_pair": busy / (args.pairs * args.steps),
-             "tasks_per_step": n_tasks / args.steps, "worker_cores": worker_cpu / wall,
-             "cpu_per_pair": worker_cpu / (args.pairs * args.steps), "main_cores": main_cpu / wall}
+    stats = {"worker_cores": worker_cpu / wall, "cpu_per_pair": worker_cpu / (args.pairs * args.steps),
+             "main_cores": main_cpu / wall}
     return times, stats
 
 
@@ -112,22 +105,16 @@ def main():
                 times[w] += t
                 stats[w].append(s)
                 print(f"  round {r} workers {w}: iteration s " + " ".join(f"{x:.2f}" for x in t)
-                      + f" | tasks busy {s['efficiency']:.0%} of workers x wall, {s['s_per_pair'] * 1e3:.0f} ms/pair"
-                        f" ({s['cpu_per_pair'] * 1e3:.0f} ms CPU), {s['tasks_per_step']:.0f} tasks/iter"
+                      + f" | {s['cpu_per_pair'] * 1e3:.0f} ms of worker CPU per pair"
                         f" | CPU cores used: workers {s['worker_cores']:.2f}, client+scheduler {s['main_cores']:.2f}"
                         f" | load avg before {load:.1f}",
                       flush=True)
             round_ratios.append(this[1] / this[2])
     m1, m2 = statistics.median(times[1]), statistics.median(times[2])
-    eff = {w: statistics.median(s["efficiency"] for s in stats[w]) for w in (1, 2)}
-    per_pair = {w: statistics.median(s["s_per_pair"] for s in stats[w]) for w in (1, 2)}
     cpu_pair = {w: statistics.median(s["cpu_per_pair"] for s in stats[w]) for w in (1, 2)}
     cores = {w: statistics.median(s["worker_cores"] for s in stats[w]) for w in (1, 2)}
     print(f"median iteration time: 1 worker {m1:.2f} s, 2 workers {m2:.2f} s")
-    print(f"worker busy fraction: 1 worker {eff[1]:.0%}, 2 workers {eff[2]:.0%}; "
-          f"task time per pair: 1 worker {per_pair[1] * 1e3:.0f} ms, 2 workers {per_pair[2] * 1e3:.0f} ms "
-          f"(x{per_pair[2] / per_pair[1]:.2f}); worker CPU per pair: 1 worker {cpu_pair[1] * 1e3:.0f} ms, "
-          f"2 workers {cpu_pair[2] * 1e3:.0f} ms")
+    print(f"worker CPU per pair: 1 worker {cpu_pair[1] * 1e3:.0f} ms, 2 workers {cpu_pair[2] * 1e3:.0f} ms")
     print(f"CPU cores the workers actually got: 1 worker {cores[1]:.2f}, 2 workers {cores[2]:.2f} "
           f"(2 free cores would give ~2.0; less means other processes shared the cores)")
     print("per-round speedups: " + " ".join(f"{x:.2f}" for x in round_ratios))

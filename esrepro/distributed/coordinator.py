@@ -70,7 +70,7 @@ class Coordinator:
         self.failure: str | None = None  # the traceback of a chunk that raised
         self._changed = self._server = None
         self._versions: dict[int, Version] = {}
-        self.context_slices: dict = {}  # what an update's slice chunks carry besides their slice
+        self._slice_context: dict = {}  # what an update's slice chunks carry besides their slice
         self._slices_left = 0
 
     # -- the master's calls ---------------------------------------------------------------------
@@ -148,13 +148,6 @@ class Coordinator:
         self._wake()
         return dropped
 
-    async def state(self) -> FullState:
-        """The host's full state (its current version)."""
-        v = self._version(self.version)
-        obstat = None if self.obstat is None else (self.obstat.sum, self.obstat.sumsq, self.obstat.count)
-        es = ESState(np.array(v.theta), np.array(v.adam_m), np.array(v.adam_v), self.adam_t)
-        return FullState(self.version, es, obstat, self.config.stepsize, self.config.l2coeff)
-
     async def close(self) -> None:
         """End the run on this host: the worker processes stop serving it, the files go."""
         self.round += 1
@@ -200,7 +193,7 @@ class Coordinator:
             return None
         if self.queue[0][0] == "slice":
             item = self.queue.popleft()
-            return self.round, [item], {"kind": "slices", "slices": [item[1]]} | self.context_slices
+            return self.round, [item], {"kind": "slices", "slices": [item[1]]} | self._slice_context
         kind = self.queue[0][0]
         size = self.context.get("chunk_items") or math.ceil(len(self.queue) / (2 * max(1, self.connected)))
         items = []
@@ -313,7 +306,7 @@ class Coordinator:
         slices into the new version's file (``host_state.compute_slice``), then the observation
         statistics are added here."""
         self._version(version, create=True)
-        self.context_slices = {"version": version, "adam_t": self.adam_t, "noise_indices": update.noise_indices,
+        self._slice_context = {"version": version, "adam_t": self.adam_t, "noise_indices": update.noise_indices,
                                "returns": update.returns}
         n = slices(self.dim)
         self._slices_left = n

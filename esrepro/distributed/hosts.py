@@ -98,6 +98,7 @@ class Hosts:
         self.hosts_lost = 0
         self.seen: set[str] = set()  # every host the run has had
         self._chunks_rerun: dict[str, int] = {}  # host -> its coordinator's count
+        self._payload_size: tuple = (None, 0)  # ((kind, version), pickled bytes) of the last payload
         if simulate is None:
             client.register_plugin(HostWorkerPlugin(self.run_key), name=f"esrepro-{self.run_key}")
 
@@ -227,7 +228,10 @@ class Hosts:
             payload = ("theta", self.es.theta, obstat and obstat.mean, obstat and obstat.std)
         else:
             return self.full_state(host)
-        self.bytes_to_workers += _nbytes(payload)
+        key = (payload[0], self.version)  # the same payload for every host: pickled once to count it
+        if self._payload_size[0] != key:
+            self._payload_size = key, _nbytes(payload)
+        self.bytes_to_workers += self._payload_size[1]
         return payload
 
     def full_state(self, host: str):
