@@ -34,6 +34,8 @@ from pathlib import Path
 import psutil
 from distributed import Client, Queue
 
+from esrepro.distributed.cluster import worker_addresses
+
 REPLY = b"r" * 200
 KINDS = ("task", "actor call", "queue")
 
@@ -77,7 +79,7 @@ def main():
                                       stderr=subprocess.DEVNULL))
         with Client(scheduler_file=str(file), direct_to_workers=True) as client:
             client.wait_for_workers(args.workers)
-            workers = sorted(client.scheduler_info()["workers"])
+            workers = sorted(worker_addresses(client))
             actors = [client.submit(Echo, workers=[w], actor=True, pure=False).result() for w in workers]
             cpu = {"master": psutil.Process(), "scheduler": psutil.Process(procs[0].pid)}
             n = args.messages

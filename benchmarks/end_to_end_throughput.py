@@ -52,7 +52,7 @@ import numpy as np
 import psutil
 
 from esrepro.config import run_params
-from esrepro.distributed.cluster import connect
+from esrepro.distributed.cluster import connect, worker_addresses
 from esrepro.envs.mujoco import make_env
 from esrepro.run_config import RunConfig
 from esrepro.train import Trainer
@@ -101,7 +101,7 @@ def bare(pool, env_id, workers, episodes):
 def replay_in_workers(client, env_id, episodes):
     """Mean env steps/s per worker replaying a share of ``episodes`` as a task in each worker, at once
     (``_bare_steps_per_s``, its random-action blocks alternating as in the spawned processes)."""
-    addresses = list(client.scheduler_info()["workers"])
+    addresses = list(worker_addresses(client))
     futures = [client.submit(_bare_steps_per_s, (env_id, episodes[k :: len(addresses)], k), workers=[a], pure=False)
                for k, a in enumerate(addresses)]
     return float(np.mean([f.result()[0] for f in futures]))

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from esrepro.distributed import host_queue, replicas
-from esrepro.distributed.cluster import connect
+from esrepro.distributed import host_queue, hosts, replicas
+from esrepro.distributed.cluster import connect, worker_addresses
 from esrepro.distributed.coordinator import Coordinator
 from esrepro.errors import RunFailed
 from esrepro.run_config import RunConfig
@@ -128,7 +128,7 @@ def _run_with_killed_workers(out, mode, coordinator):
             done.set()
             killer.join()
         assert killed, "no worker was killed"
-        assert not set(killed) & set(client.scheduler_info(n_workers=-1)["workers"])  # replaced
+        assert not set(killed) & set(worker_addresses(client))  # replaced
     return json.loads((out / "run.json").read_text())["faults"]
 
 
@@ -145,6 +145,33 @@ def test_killed_process_does_not_change_the_result(clients, tmp_path, coordinato
         theta, progress = outputs(tmp_path / mode)
         assert np.array_equal(theta, theta0), mode
         pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
+
+
+@pytest.mark.parametrize("mode", ["broadcast", "scalar"])
+def test_a_host_taken_for_lost_while_its_workers_live(clients, tmp_path, monkeypatch, mode):
+    """The master reads, once, a list of workers without the host (as distributed's cached
+    identity gave it): it forgets the host's coordinator while the host's processes wait on it. The
+    host gets a new coordinator, its processes leave the old one for it, and the run is the same as
+    an undisturbed one (it would wait forever if the processes stayed with the old one)."""
+    train(clients[2], tmp_path / "undisturbed", communication=mode, **DETERMINISM)
+    reads = []
+
+    def once_without_workers(client):
+        reads.append(None)
+        return [] if len(reads) == 3 else worker_addresses(client)
+
+    monkeypatch.setattr(hosts, "worker_addresses", once_without_workers)
+    lines, done = [], []
+    config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(communication=mode, **DETERMINISM))
+    run = threading.Thread(target=lambda: done.append(Trainer(config, tmp_path / "out", log=lines.append)
+                                                      .run(clients[2])), daemon=True)
+    run.start()
+    run.join(timeout=(wait_s := 240))
+    assert done, f"the run did not end within {wait_s} s: " + "; ".join(lines[-5:])
+    assert "lost host 127.0.0.1 (no worker of it is left); its episodes run elsewhere" in lines
+    (theta, progress), (theta0, progress0) = outputs(tmp_path / "out"), outputs(tmp_path / "undisturbed")
+    assert np.array_equal(theta, theta0)
+    pd.testing.assert_frame_equal(progress, progress0, check_exact=True)
 
 
 def test_workers_that_stay_stale_end_the_run_with_one_clear_error(clients, tmp_path, monkeypatch):

@@ -7,10 +7,14 @@ The coordinator listens on ``socket_path(run_key, host)`` in the host's noise di
 ``HostWorkerPlugin`` registered for the run starts ``serve`` in a thread of every Dask worker
 process (also those that join or restart later), which connects to the coordinator of its own host
 (the host part of its address). Messages are pickles behind a 4-byte length. A process that dies
-closes its connection, and the coordinator hands its chunk to another.
+closes its connection, and the coordinator hands its chunk to another. A host's new coordinator (the
+master took the old one for lost) replaces the socket file; a process waiting on the old one sees
+that and connects to the new one.
 """
 
+import os
 import pickle
+import select
 import socket
 import struct
 import threading
@@ -31,6 +35,9 @@ HEADER = struct.Struct("!I")
 running: dict[str, str] = {}
 #: Seconds between attempts to reach a host's coordinator that is not listening yet.
 RETRY_S = 0.05
+#: Seconds between looks, while a process waits for its next chunk, at whether its host's
+#: coordinator was replaced.
+CHECK_S = 1.0
 
 
 def host_of(address: str) -> str:
@@ -98,14 +105,34 @@ class Runner:
                             chunk["max_steps"])
 
 
+def _identity(path: str) -> tuple:
+    """What tells a socket file from the one that replaced it (inode numbers alone can be reused)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def _replaced(sock: socket.socket, path: str, identity: tuple, stop: threading.Event) -> bool:
+    """Wait for the coordinator's next message on ``sock``; True, without one, once ``stop`` is set
+    or the socket file at ``path`` is no longer the one connected to (a new coordinator took the
+    host over: the old one hands out nothing more)."""
+    while not select.select([sock], [], [], CHECK_S)[0]:
+        try:
+            if stop.is_set() or _identity(path) != identity:
+                return True
+        except FileNotFoundError:
+            return True
+    return False
+
+
 def serve(run_key: str, host: str, stop: threading.Event) -> None:
     """A worker process's loop for run ``run_key``: connect to the host's coordinator (waiting for
-    it to listen, and again after it went away), then take chunks and return their results until
-    ``stop`` is set or the coordinator says the run is over."""
+    it to listen, and again after it went away or was replaced), then take chunks and return their
+    results until ``stop`` is set or the coordinator says the run is over."""
     path, runner = str(socket_path(run_key, host)), None
     while not stop.is_set():
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            identity = _identity(path)  # before connecting: a file replaced in between costs a reconnect
             sock.connect(path)
             setup = receive(sock)
             if runner is None:
@@ -113,6 +140,8 @@ def serve(run_key: str, host: str, stop: threading.Event) -> None:
             result = None
             while not stop.is_set():
                 send(sock, result)
+                if _replaced(sock, path, identity, stop):
+                    break
                 chunk = receive(sock)
                 if chunk is None:  # the run is over
                     stop.set()

@@ -28,6 +28,7 @@ import uuid
 from distributed import wait
 
 from esrepro.distributed import replicas
+from esrepro.distributed.cluster import worker_addresses
 from esrepro.distributed.coordinator import Coordinator
 from esrepro.distributed.host_queue import HostWorkerPlugin, host_of
 from esrepro.distributed.replicas import MAX_STALE_ROUNDS, FullState, Update
@@ -104,7 +105,7 @@ class Hosts:
 
     def count(self) -> int:
         """Worker processes in the cluster now (at least 1)."""
-        return max(1, len(self.client.scheduler_info(n_workers=-1)["workers"]))
+        return max(1, len(worker_addresses(self.client)))
 
     def advance(self, update: Update) -> None:
         """The master applied ``update``: the parameters are at the next version."""
@@ -171,7 +172,7 @@ class Hosts:
         """The hosts of the cluster now, each with its coordinator (made for a new host, or one whose
         coordinator was lost, on its first worker) and worker count."""
         workers = collections.defaultdict(list)
-        for address in self.client.scheduler_info(n_workers=-1)["workers"]:
+        for address in worker_addresses(self.client):
             workers[host_of(address)].append(address)
         self._workers = {host: len(addresses) for host, addresses in workers.items()}
         self.seen |= set(workers)
