@@ -22,8 +22,10 @@ episodes that made the batch and of the evaluation, divided by N), the efficienc
 measured; dropped and abandoned work is waste), the ceiling (the efficiency with free
 coordination, ``scheduling_bound.py``, one episode per unit, the same lengths), efficiency /
 ceiling, the messages through the scheduler, the master's calls to hosts, and the CPU seconds of
-the master, the scheduler and the hosts' processes. It appends the rows to ``--csv`` and ends with
-one ``SUMMARY`` line for the largest N.
+the master, the scheduler and the hosts' processes. Each row replaces the row of the same N and rule
+in ``--csv`` (default ``results/scale_simulation.csv``, which Figure 1 draws; rows of other N and
+rules are kept; a file of another format is replaced), and it ends with one ``SUMMARY`` line for the
+largest N.
 
     .venv/bin/python benchmarks/scale_simulation.py                      # N = 18 144 720 1440
     .venv/bin/python benchmarks/scale_simulation.py --workers 18 144 --iterations 3
@@ -31,7 +33,6 @@ one ``SUMMARY`` line for the largest N.
 
 import argparse
 import asyncio
-import csv
 import os
 import subprocess
 import sys
@@ -233,6 +234,25 @@ def simulate(hosts: int, batch: str, args, sim: dict, params: dict) -> dict:
         scheduler.kill()
 
 
+def save_row(path: Path, row: dict) -> None:
+    """Put ``row`` into the csv at ``path`` in place of the row of the same batch rule and N
+    (atomically: the file is whole before and after)."""
+    import pandas as pd
+
+    from esrepro.atomic import atomic_output
+
+    rows = pd.DataFrame([row])
+    if path.exists():
+        old = pd.read_csv(path)
+        if list(old.columns) == list(rows.columns):
+            same = (old["batch"] == row["batch"]) & (old["workers"] == row["workers"])
+            rows = pd.concat([old[~same], rows], ignore_index=True)
+        else:
+            print(f"{path}: another format (columns {', '.join(old.columns)}); replaced")
+    with atomic_output(path) as tmp:
+        rows.sort_values(["batch", "workers"]).to_csv(tmp, index=False)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, nargs="+", default=[18, 144, 720, 1440])
@@ -245,7 +265,8 @@ def main():
     ap.add_argument("--stage", default="last", help="recorded iteration to draw lengths from (or 'last')")
     ap.add_argument("--pairs", type=int, default=5000, help="pairs per iteration (paper: 10,000 episodes)")
     ap.add_argument("--min-timesteps", type=int, default=100_000)
-    ap.add_argument("--csv", default=None, help="append the rows to this csv")
+    ap.add_argument("--csv", default=str(HERE / "results" / "scale_simulation.csv"),
+                    help="csv whose rows of the same N and rule are replaced ('' : none)")
     args = ap.parse_args()
 
     limit = gym.spec(args.env).max_episode_steps
@@ -281,13 +302,7 @@ def main():
                   f"| {r['host_calls']:.0f} | {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} "
                   f"| {r['hosts_cpu_s']:.2f} |", flush=True)
             if args.csv:
-                path = Path(args.csv)
-                new = not path.exists()
-                with path.open("a", newline="") as f:
-                    w = csv.DictWriter(f, fields, extrasaction="ignore")
-                    if new:
-                        w.writeheader()
-                    w.writerow(r)
+                save_row(Path(args.csv), {k: r[k] for k in fields})
     n = args.workers[-1]
     det, fc = results.get((n, "all")), results.get((n, "first_come"))
     print(f"SUMMARY N={n} all_efficiency={det['efficiency'] if det else float('nan'):.3f} "

@@ -148,7 +148,7 @@ def _frameskip_figure(args) -> int:
 def _scaling(args) -> int:
     from esrepro.analysis.scaling import write_scaling
     return _aggregate(write_scaling, args.runs, args.reference, args.table, args.figure, args.simulation,
-                      args.simulation_scheme)
+                      args.simulation_batch)
 
 
 def _claims(args) -> int:
@@ -271,7 +271,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--figure", nargs="+", required=True, type=Path, help=figures)
     g.add_argument("--simulation", type=Path, help="benchmarks/results/scale_simulation.csv: its parallel efficiency "
                                                    "per worker count, drawn and tabulated as simulated")
-    g.add_argument("--simulation-scheme", help="only this scheme of --simulation (default: every scheme and cap)")
+    g.add_argument("--simulation-batch", help="only this batch rule of --simulation: all or first_come (default: both)")
     g.set_defaults(func=_scaling)
 
     k = sub.add_parser("claims", help="the claims report: each claim of the paper, our number, budget and verdict")

@@ -10,6 +10,7 @@ import pytest
 
 from esrepro.analysis.runs import RunFileError, load_runs
 from esrepro.analysis.scaling import (
+    BATCH_LABELS,
     META_COLUMNS,
     SCALING_COLUMNS,
     plot_scaling,
@@ -182,48 +183,53 @@ def test_cli_scaling(run_dirs, tmp_path):
 
 # ---------------------------------------------------------------- the simulated efficiency curve
 
-#: benchmarks/scale_simulation.py's CSV format; scheme, episode cap and efficiency made up here.
-SIMULATION = {("tasks", "none"): (0.97, 0.60, 0.25, 0.14), ("batched", "none"): (0.99, 0.95, 0.90, 0.85),
-              ("batched", "adaptive"): (0.99, 0.97, 0.94, 0.92)}
+#: benchmarks/scale_simulation.py's CSV format (with a column Figure 1 does not read); efficiencies
+#: and ceilings made up here.
+SIMULATION = {"all": ((0.97, 0.80, 0.40, 0.22), (0.99, 0.94, 0.86, 0.77)),
+              "first_come": ((0.96, 0.70, 0.30, 0.14), (0.99, 0.97, 0.94, 0.92))}
 SIM_WORKERS = (18, 144, 720, 1440)
+ALL, FIRST_COME = BATCH_LABELS["all"], BATCH_LABELS["first_come"]
 
 
 @pytest.fixture
 def simulation_csv(tmp_path):
-    rows = [{"scheme": scheme, "episode_cap": cap, "workers": n, "iteration_s": 2.0 / e * 18 / n,
-             "ideal_s": 2.0 * 18 / n, "efficiency": e}
-            for (scheme, cap), effs in SIMULATION.items() for n, e in zip(SIM_WORKERS, effs)]
+    rows = [{"batch": batch, "workers": n, "hosts": n // 18, "iteration_s": 2.0 / e * 18 / n, "ideal_s": 2.0 * 18 / n,
+             "efficiency": e, "ceiling": c}
+            for batch, (effs, ceilings) in SIMULATION.items() for n, e, c in zip(SIM_WORKERS, effs, ceilings)]
     path = tmp_path / "scale_simulation.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
 
-def test_read_simulation_every_variant_or_one_scheme(simulation_csv):
+def test_read_simulation_both_rules_or_one(simulation_csv):
     sim = read_simulation(simulation_csv)
-    assert list(dict.fromkeys(sim["variant"])) == ["batched, cap adaptive", "batched, cap none", "tasks, cap none"]
-    tasks = sim[sim["variant"] == "tasks, cap none"]
-    assert tasks["cpu_cores"].tolist() == list(SIM_WORKERS)
-    assert tasks["efficiency"].tolist() == list(SIMULATION[("tasks", "none")])
-    assert set(read_simulation(simulation_csv, "batched")["variant"]) == {"batched, cap adaptive", "batched, cap none"}
+    assert list(dict.fromkeys(sim["variant"])) == [ALL, FIRST_COME]
+    det = sim[sim["variant"] == ALL]
+    assert det["cpu_cores"].tolist() == list(SIM_WORKERS)
+    assert (det["efficiency"].tolist(), det["ceiling"].tolist()) == tuple(map(list, SIMULATION["all"]))
+    assert set(read_simulation(simulation_csv, "first_come")["variant"]) == {FIRST_COME}
 
 
-def test_read_simulation_names_missing_scheme_and_columns(simulation_csv, tmp_path):
-    with pytest.raises(RunFileError, match=r"no rows of scheme 'actors' \(its schemes: batched, tasks\)"):
-        read_simulation(simulation_csv, "actors")
+def test_read_simulation_names_missing_rule_unknown_rule_and_columns(simulation_csv, tmp_path):
+    with pytest.raises(RunFileError, match=r"no rows of batch rule 'x' \(its rules: all, first_come\)"):
+        read_simulation(simulation_csv, "x")
     broken = tmp_path / "broken.csv"
-    pd.read_csv(simulation_csv).drop(columns="ideal_s").to_csv(broken, index=False)
-    with pytest.raises(RunFileError, match="ideal_s"):
+    pd.read_csv(simulation_csv).drop(columns="ceiling").to_csv(broken, index=False)
+    with pytest.raises(RunFileError, match="ceiling"):
+        read_simulation(broken)
+    old = pd.read_csv(simulation_csv).replace({"batch": {"all": "rounds"}})
+    old.to_csv(broken, index=False)
+    with pytest.raises(RunFileError, match=r"unknown batch rule\(s\) 'rounds' \(known: all, first_come\)"):
         read_simulation(broken)
 
 
-def test_table_and_figure_show_the_simulated_curve_apart(run_dirs, simulation_csv, tmp_path):
+def test_table_and_figure_show_the_simulated_curves_apart(run_dirs, simulation_csv, tmp_path):
     runs = load_runs(run_dirs, META_COLUMNS)
-    sim = read_simulation(simulation_csv, "batched")
+    sim = read_simulation(simulation_csv)
     table = scaling_table(runs, pd.read_csv(REFERENCE_CSV), sim)
     simulated = table[table["source"].str.startswith("simulated")]
-    assert simulated["source"].tolist() == (["simulated: batched, cap adaptive"] * 4
-                                            + ["simulated: batched, cap none"] * 4)
-    assert simulated["efficiency"].tolist() == [*SIMULATION[("batched", "adaptive")], *SIMULATION[("batched", "none")]]
+    assert simulated["source"].tolist() == [f"simulated: {ALL}"] * 4 + [f"simulated: {FIRST_COME}"] * 4
+    assert simulated["efficiency"].tolist() == [*SIMULATION["all"][0], *SIMULATION["first_come"][0]]
     assert simulated["speedup"].isna().all() and simulated["median_minutes"].isna().all()
     assert table["repeats"].tolist()[:5] == [3, 3, 3, 7, 7] and simulated["repeats"].isna().all()
     assert "'simulated' rows are not runs" in scaling_caption(table)
@@ -231,14 +237,15 @@ def test_table_and_figure_show_the_simulated_curve_apart(run_dirs, simulation_cs
     fig = plot_scaling(table, repeat_times(runs), [tmp_path / "f.png"], sim)
     eff = fig.axes[1]
     lines = {line.get_label(): line for line in eff.get_lines()}
-    curve = lines["simulated (benchmarks/scale_simulation.py): batched, cap adaptive"]
-    assert list(curve.get_xdata()) == list(SIM_WORKERS)
-    assert list(curve.get_ydata()) == list(SIMULATION[("batched", "adaptive")])
+    for batch, label in (("all", ALL), ("first_come", FIRST_COME)):
+        curve = lines[f"simulated (benchmarks/scale_simulation.py): {label}"]
+        ceiling = lines[f"simulated ceiling (free coordination): {label}"]
+        assert list(curve.get_xdata()) == list(ceiling.get_xdata()) == list(SIM_WORKERS)
+        assert (list(curve.get_ydata()), list(ceiling.get_ydata())) == tuple(map(list, SIMULATION[batch]))
     paper = lines["paper: 0.82 at 1,440 cores"]
     assert list(paper.get_xdata()) == [18, 1440] and list(paper.get_ydata()) == pytest.approx([1.0, 65.7 / 80])
     ours = lines["_ours"]  # measured, relative to our fewest cores: 1, 20/12/2, n/a
     assert np.array_equal(ours.get_ydata(), [1.0, 20 / 12 / 2, np.nan], equal_nan=True)
-    assert "simulated (benchmarks/scale_simulation.py): tasks, cap none" not in lines
     assert eff.get_xscale() == "log" and eff.get_ylim()[0] == 0.0
 
 
@@ -246,16 +253,16 @@ def test_cli_scaling_with_simulation(run_dirs, simulation_csv, tmp_path):
     table = tmp_path / "scaling.csv"
     args = ("scaling", "--runs", *run_dirs, "--reference", REFERENCE_CSV, "--table", table, table.with_suffix(".md"),
             "--figure", tmp_path / "fig1.png")
-    done = run_cli(*args, "--simulation", simulation_csv, "--simulation-scheme", "tasks")
+    done = run_cli(*args, "--simulation", simulation_csv, "--simulation-batch", "first_come")
     assert done.returncode == 0, done.stderr
-    assert pd.read_csv(table)["source"].tolist() == ["ours"] * 3 + ["paper"] * 2 + ["simulated: tasks, cap none"] * 4
+    assert pd.read_csv(table)["source"].tolist() == ["ours"] * 3 + ["paper"] * 2 + [f"simulated: {FIRST_COME}"] * 4
     last = table.with_suffix(".md").read_text().strip().splitlines()[-1]
     assert [cell.strip() for cell in last.strip("|").split("|")] == [
-        "simulated: tasks, cap none", "n/a", "n/a", "1440", "n/a", "n/a", "n/a", "n/a", "0.14"]
+        f"simulated: {FIRST_COME}", "n/a", "n/a", "1440", "n/a", "n/a", "n/a", "n/a", "0.14"]
 
     table.unlink()
-    for bad, message in [(("--simulation-scheme", "tasks"), "scheme 'tasks' given without a simulation file"),
-                         (("--simulation", simulation_csv, "--simulation-scheme", "x"), "no rows of scheme 'x'")]:
+    for bad, message in [(("--simulation-batch", "all"), "batch rule 'all' given without a simulation file"),
+                         (("--simulation", simulation_csv, "--simulation-batch", "x"), "no rows of batch rule 'x'")]:
         done = run_cli(*args, *bad)
         assert done.returncode == 2 and message in done.stderr and done.stderr.count("\n") == 1, done.stderr
         assert not table.exists()

@@ -16,11 +16,12 @@ Definitions (docs/paper.md, claim 4 and "The experiment grid"):
   18 cores and 10 min on 1440 cores to a score of 6000 on gym Humanoid-v1, median of 7 repeats
   (``paper/reference/scaling_humanoid.csv``).
 - Optionally, the *simulated* parallel efficiency of ``benchmarks/scale_simulation.py`` (its CSV:
-  :data:`SIMULATION_COLUMNS`, one row per scheme, episode cap and worker count): the real ES master,
-  Dask scheduler and communication with N simulated workers whose rollouts are sleeps. Its
-  efficiency is ideal / measured time per iteration (ideal: the iteration's rollout work divided by
-  N), not relative to the fewest cores; it is shown apart from the measured runs and labelled
-  simulated. Every scheme and cap in the file is drawn unless one scheme is chosen.
+  :data:`SIMULATION_COLUMNS`, one row per batch rule and worker count): the real ES master, Dask
+  scheduler and one real coordinator per host of 18 simulated workers whose rollouts are sleeps.
+  Its efficiency is ideal / measured time per iteration (ideal: the work of the episodes that made
+  the batch divided by N), not relative to the fewest cores, beside its ceiling (the efficiency with
+  free coordination, the same episode lengths and rule); both are shown apart from the measured
+  runs and labelled simulated. Both batch rules in the file are drawn unless one is chosen.
 """
 
 from collections.abc import Iterable
@@ -52,9 +53,13 @@ SCALING_COLUMNS = ("source", "env", "target_return", "cpu_cores", "repeats", "re
                    "median_minutes", "speedup", "efficiency")
 """Columns of :func:`scaling_table`, in order."""
 
-SIMULATION_COLUMNS = ("scheme", "episode_cap", "workers", "iteration_s", "ideal_s", "efficiency")
-"""Columns of ``benchmarks/results/scale_simulation.csv``: scheme and episode cap (text; an empty cap:
-none), simulated workers, measured and ideal seconds per iteration, efficiency = ideal / measured."""
+SIMULATION_COLUMNS = ("batch", "workers", "iteration_s", "ideal_s", "efficiency", "ceiling")
+"""Columns of ``benchmarks/results/scale_simulation.csv`` that Figure 1 reads: the batch rule
+(``all`` or ``first_come``), simulated workers, measured and ideal seconds per iteration, efficiency =
+ideal / measured, and the ceiling (the efficiency with free coordination)."""
+
+BATCH_LABELS = {"all": "batch all (deterministic)", "first_come": "batch first_come (not deterministic)"}
+"""How the table and figure name each batch rule's rows."""
 
 SIMULATED = "simulated (benchmarks/scale_simulation.py)"
 """How the figure labels the simulated efficiencies."""
@@ -201,41 +206,43 @@ def scaling_table(runs_df: pd.DataFrame, reference: pd.DataFrame,
     return table.astype({"repeats": "Int64"})
 
 
-def read_simulation(path: Path | str, scheme: str | None = None) -> pd.DataFrame:
-    """Read and check the simulation's CSV (:data:`SIMULATION_COLUMNS`).
+def read_simulation(path: Path | str, batch: str | None = None) -> pd.DataFrame:
+    """Read and check the simulation's CSV (:data:`SIMULATION_COLUMNS`; other columns are ignored).
 
     Parameters
     ----------
     path : Path or str
         ``benchmarks/results/scale_simulation.csv`` of ``benchmarks/scale_simulation.py``.
-    scheme : str, optional
-        Keep only the rows of this scheme; default: every row.
+    batch : str, optional
+        Keep only the rows of this batch rule (``all`` or ``first_come``); default: every row.
 
     Returns
     -------
-    DataFrame, shape (n_rows, 4)
-        Columns ``variant`` (str: ``"<scheme>, cap <cap>"``, an empty cap ``none``), ``cpu_cores`` (int,
-        the simulated workers), ``iteration_s`` (float, measured seconds per iteration),
-        ``efficiency`` (float, ideal / measured); sorted by (variant, cpu_cores).
+    DataFrame, shape (n_rows, 5)
+        Columns ``variant`` (str, :data:`BATCH_LABELS` of the rule), ``cpu_cores`` (int, the simulated
+        workers), ``iteration_s`` (float, measured seconds per iteration), ``efficiency`` (float, ideal
+        / measured), ``ceiling`` (float); sorted by (variant, cpu_cores).
 
     Raises
     ------
     RunFileError
-        If the file is missing or damaged, lacks a column, holds a non-number in a number column, or
-        has no row of `scheme` (the message lists the schemes it has).
+        If the file is missing or damaged, lacks a column, holds a non-number in a number column or
+        a batch rule other than ``all`` and ``first_come``, or has no row of `batch` (the message
+        lists the rules it has).
     """
-    numbers = SIMULATION_COLUMNS[2:]
-    sim = read_reference(path, SIMULATION_COLUMNS[:2], numbers)
-    schemes = sim["scheme"].astype(str)
-    if scheme is not None:
-        if scheme not in set(schemes):
-            raise RunFileError(f"simulation file '{path}': no rows of scheme {scheme!r} "
-                               f"(its schemes: {', '.join(sorted(set(schemes)))})")
-        sim, schemes = sim[schemes == scheme], schemes[schemes == scheme]
-    caps = sim["episode_cap"].map(lambda v: "none" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else str(v))
-    return pd.DataFrame({"variant": schemes + ", cap " + caps, "cpu_cores": sim["workers"].astype(int),
+    sim = read_reference(path, SIMULATION_COLUMNS[:1], SIMULATION_COLUMNS[1:])
+    rules = sim["batch"].astype(str)
+    if unknown := sorted(set(rules) - set(BATCH_LABELS)):
+        raise RunFileError(f"simulation file '{path}': unknown batch rule(s) {', '.join(map(repr, unknown))} "
+                           f"(known: {', '.join(BATCH_LABELS)})")
+    if batch is not None:
+        if batch not in set(rules):
+            raise RunFileError(f"simulation file '{path}': no rows of batch rule {batch!r} "
+                               f"(its rules: {', '.join(sorted(set(rules)))})")
+        sim, rules = sim[rules == batch], rules[rules == batch]
+    return pd.DataFrame({"variant": rules.map(BATCH_LABELS), "cpu_cores": sim["workers"].astype(int),
                          "iteration_s": sim["iteration_s"].astype(float),
-                         "efficiency": sim["efficiency"].astype(float)}
+                         "efficiency": sim["efficiency"].astype(float), "ceiling": sim["ceiling"].astype(float)}
                         ).sort_values(["variant", "cpu_cores"], ignore_index=True)
 
 
@@ -261,8 +268,9 @@ def scaling_caption(table: pd.DataFrame) -> str:
             f"dynamics and observations differ from {ours['env']}; it publishes only the two "
             f"'paper' rows (median of 7 repeats)." + (
                 " The 'simulated' rows are not runs: benchmarks/scale_simulation.py times the real ES "
-                "master, Dask scheduler and communication with that many simulated workers whose rollouts "
-                "are sleeps; their efficiency is ideal / measured time per iteration."
+                "master, Dask scheduler and one coordinator per host of 18 simulated workers whose rollouts "
+                "are sleeps; their efficiency is ideal / measured time per iteration (the figure also draws "
+                "each rule's ceiling, its efficiency with free coordination)."
                 if table["source"].str.startswith("simulated").any() else ""))
 
 
@@ -294,8 +302,8 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame, out_paths: Iterable[P
     Left, log-log: our medians (line and markers), each repeat that reached the target (small
     points), the ideal linear speedup through our smallest core count, and the paper's two points
     with their own linear-speedup line. Right, log x: our efficiency relative to our fewest cores,
-    the paper's (1 at 18 cores, 0.82 at 1,440), ideal efficiency 1, and each simulated variant's
-    curve, labelled ``"simulated (benchmarks/scale_simulation.py)"``.
+    the paper's (1 at 18 cores, 0.82 at 1,440), ideal efficiency 1, and each simulated batch rule's
+    curve, labelled ``"simulated (benchmarks/scale_simulation.py)"``, with its ceiling (dotted).
 
     Parameters
     ----------
@@ -340,6 +348,8 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame, out_paths: Iterable[P
         for variant, color in zip(variants, others):
             rows = simulation[simulation["variant"] == variant]
             eff.plot(rows["cpu_cores"], rows["efficiency"], "^-.", color=color, label=f"{SIMULATED}: {variant}")
+            eff.plot(rows["cpu_cores"], rows["ceiling"], ":", color=color, linewidth=1,
+                     label=f"simulated ceiling (free coordination): {variant}")
         top = np.nanmax([1.0, *table["efficiency"]])
         eff.set(xscale="log", ylim=(0.0, 1.05 * top), xlabel="CPU cores",
                 ylabel="parallel efficiency (1 = linear speedup)")
@@ -350,7 +360,7 @@ def plot_scaling(table: pd.DataFrame, times: pd.DataFrame, out_paths: Iterable[P
 
 def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
                   table_paths: Iterable[Path | str], figure_paths: Iterable[Path | str],
-                  simulation_csv: Path | str | None = None, scheme: str | None = None) -> pd.DataFrame:
+                  simulation_csv: Path | str | None = None, batch: str | None = None) -> pd.DataFrame:
     """Load the scaling runs (and the simulation's CSV, if given), write the table
     (:func:`scaling_table`) and Figure 1.
 
@@ -371,8 +381,8 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
         Figure files, e.g. ``paper/figures/fig1_scaling.png`` and ``.pdf``.
     simulation_csv : Path or str, optional
         ``benchmarks/results/scale_simulation.csv`` (:func:`read_simulation`).
-    scheme : str, optional
-        Only this scheme of the simulation (needs `simulation_csv`); default: every scheme.
+    batch : str, optional
+        Only this batch rule of the simulation (needs `simulation_csv`); default: both.
 
     Returns
     -------
@@ -384,15 +394,15 @@ def write_scaling(run_dirs: Iterable[Path | str], reference_csv: Path | str,
     InputError
         For a bad output path, a missing or damaged run or reference file (an ES run without
         ``workers`` or ``config.target_return`` included), a damaged simulation file or one
-        without `scheme`, `scheme` without a simulation file, or runs that disagree on the env or
+        without `batch`, `batch` without a simulation file, or runs that disagree on the env or
         target, before anything is written.
     """
-    if scheme is not None and simulation_csv is None:
-        raise InputError(f"simulation scheme {scheme!r} given without a simulation file")
+    if batch is not None and simulation_csv is None:
+        raise InputError(f"simulation batch rule {batch!r} given without a simulation file")
     table_paths, figure_paths = list(table_paths), list(figure_paths)
     check_outputs(tables=table_paths, figures=figure_paths)
     reference = read_reference(reference_csv, number_columns=REFERENCE_NUMBERS)
-    simulation = None if simulation_csv is None else read_simulation(simulation_csv, scheme)
+    simulation = None if simulation_csv is None else read_simulation(simulation_csv, batch)
     runs = load_runs(run_dirs, META_COLUMNS, REQUIRED)
     table = scaling_table(runs, reference, simulation)
     write_table(table_paths, table, _display(table), scaling_caption(table), "tab:scaling")
