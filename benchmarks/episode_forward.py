@@ -16,8 +16,6 @@ other, in rounds that rotate the variants; medians over ``--repeats`` rounds.
 * ``side by side, k``: ``rollouts`` with k episodes (today's path), k in ``--k``;
 * ``one at a time, compiled``: a loop over steps calling the compiled step.
 
-Needs numba: ``.venv/bin/pip install -e '.[bench]'`` (not a dependency of the package).
-
     .venv/bin/python benchmarks/episode_forward.py [--env HalfCheetah-v5] [--episodes 8] [--repeats 5]
 """
 

@@ -18,7 +18,7 @@ What is measured (one process, one core, BLAS pools of one thread as in a Dask w
 Each repetition runs ~``--steps`` steps per variant; the variants are interleaved episode by
 episode (rotating order) so that load changes on a shared machine hit them alike, and medians over
 repetitions are reported. Separately, microseconds per ``env.step`` and per policy step
-(normalize + act, action noise) are timed in isolation.
+(the compiled normalize + act, action noise) are timed in isolation.
 
 Target: rollout steps/s / raw env.step steps/s >= 0.9.
 
@@ -39,7 +39,6 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from esrepro.envs.mujoco import make_env  # noqa: E402
-from esrepro.es.obstat import normalize  # noqa: E402
 from esrepro.policies.mlp import MLPPolicy  # noqa: E402
 from esrepro.rollout import rollout, rollouts  # noqa: E402
 
@@ -177,7 +176,6 @@ def main():
 
     # Component costs, each timed in isolation (interleaved over 3 rounds, medians).
     obs = env_raw.reset(seed=1)[0]
-    obs32 = obs.astype(np.float32)
     action0 = np.zeros(space.shape, dtype=np.float32)
     noise_rng = np.random.default_rng(1)
     replay_seed = seed_sets[0][0]
@@ -193,10 +191,7 @@ def main():
     components = {
         "env.step (random actions)": lambda: step_from("random", random_actions[replay_seed], replay_seed),
         "env.step (policy's actions)": lambda: step_from("replay", replay_actions[replay_seed], replay_seed),
-        "obs.astype(float32)": lambda: obs.astype(np.float32),
-        "normalize": lambda: normalize(obs32, mean, std),
-        "policy.act": lambda: policy.act(obs32),
-        "astype + normalize + act": lambda: policy.act(normalize(obs.astype(np.float32), mean, std)),
+        "policy.act (normalize + MLP)": lambda: policy.act(obs, mean, std),
         "action noise (draw, scale, add)": lambda: action0 + args.action_noise_std * noise_rng.standard_normal(
             space.shape, dtype=np.float32),
         "action_space.sample()": space.sample,

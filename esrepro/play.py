@@ -126,7 +126,6 @@ def render_frames(run_dir, frames: int = DEFAULT_FRAMES, seed: int = 0, size: in
     import gymnasium as gym
 
     from esrepro.envs import ATARI
-    from esrepro.es.obstat import normalize
 
     config, policy, obs_mean, obs_std = load_policy(run_dir)
     if config.kind is ATARI:
@@ -142,8 +141,8 @@ def render_frames(run_dir, frames: int = DEFAULT_FRAMES, seed: int = 0, size: in
         obs, _ = env.reset(seed=seed)
         clip = [screen()]
         while len(clip) < frames:
-            x = obs if obs_mean is None else normalize(obs.astype(np.float32), obs_mean, obs_std)
-            obs, _, terminated, truncated, _ = env.step(policy.act(x))
+            action = policy.act(obs) if obs_mean is None else policy.act(obs, obs_mean, obs_std)
+            obs, _, terminated, truncated, _ = env.step(action)
             clip.append(screen())
             if (terminated or truncated) and len(clip) < frames:
                 episode += 1

@@ -5,8 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from esrepro.es.obstat import normalize
-
 #: Action noise is drawn for this many steps at a time (one generator call instead of one per step).
 NOISE_BLOCK = 1000
 
@@ -38,18 +36,18 @@ def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | No
     ``reset(seed=env_seeds[i])`` with the policy's i-th parameters, until termination or truncation,
     or after ``max_steps`` steps (the adaptive episode cap, paper section 2.1) if given.
 
-    Stepping the episodes together lets one batched policy call per step serve all of them (numpy's
-    per-call cost would otherwise be a large part of a MuJoCo step). Each episode's result is
+    Stepping the episodes together lets one policy call per step serve all of them (its per-call
+    cost would otherwise be a noticeable part of a MuJoCo step). Each episode's result is
     bit-identical whatever the other episodes are (``MLPPolicy.act`` is row-independent).
 
     Parameters
     ----------
     envs : list of gymnasium.Env, k distinct instances
-    policy : object with ``act(obs (k, *obs_shape)) -> actions (k, ...)``, k parameter vectors
-        loaded (``MLPPolicy``, ``CNNPolicy``)
+    policy : object with ``act(obs (k, *obs_shape)[, obs_mean, obs_std]) -> actions (k, ...)``, k
+        parameter vectors loaded (``MLPPolicy``, ``CNNPolicy``)
     obs_mean, obs_std : ndarray of float32, shape (obs_dim,), or None
-        Observation statistics, fixed for the episodes; the policy sees
-        ``clip((obs - mean) / std, -5, 5)``. None: the raw observations (Atari).
+        Observation statistics, fixed for the episodes, handed to the policy, which normalizes
+        (``MLPPolicy``: ``clip((obs - mean) / std, -5, 5)``). None: the raw observations (Atari).
     env_seeds : sequence of k int
     action_noise_std : float
         Std of Gaussian noise added to each action (reference code: 0.01 in training; 0 in
@@ -70,7 +68,7 @@ def rollouts(envs, policy, obs_mean: np.ndarray | None, obs_std: np.ndarray | No
     sums = {i: (np.zeros(obs.shape[1]), np.zeros(obs.shape[1])) for i in range(k) if record_obs[i]}
     active, t = list(range(k)), 0  # the episodes step together: each active one has taken t steps
     while active:
-        actions = policy.act(obs if obs_mean is None else normalize(obs.astype(np.float32), obs_mean, obs_std))
+        actions = policy.act(obs) if obs_mean is None else policy.act(obs, obs_mean, obs_std)
         if action_noise_std:
             if t % NOISE_BLOCK == 0:  # one generator call per episode and block of steps
                 noise = np.zeros((NOISE_BLOCK, *actions.shape), dtype=np.float32)

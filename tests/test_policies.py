@@ -183,6 +183,36 @@ def test_binned_endpoints_are_low_and_high():
                                [-0.7 + 4 * 1.6 / 9, 0.2 + 2 * 1.2 / 9], rtol=1e-6, atol=1e-6)
 
 
+def test_act_normalizes_and_clips_observations_in_float32():
+    """With observation statistics, the layers see clip((float32(obs) - mean) / std, -5, 5): read
+    out through an identity linear policy (no hidden layer, bounds wider than the clip)."""
+    obs = np.array([0.0, 1.0, 100.0, -100.0, 2.0, -0.6, 5.5])  # float64, as MuJoCo returns them
+    mean = np.array([0.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.5], dtype=np.float32)
+    std = np.array([1.0, 0.25, 1.0, 1.0, 0.2, 0.1, 1.0], dtype=np.float32)
+    policy = MLPPolicy(7, -10 * np.ones(7), 10 * np.ones(7), hidden=())
+    policy.set_params(np.concatenate([np.eye(7, dtype=np.float32).ravel(), np.zeros(7, np.float32)]))
+    out = policy.act(obs, mean, std)
+    assert out.dtype == np.float32 and out.shape == obs.shape
+    raw = (obs - mean) / std
+    np.testing.assert_allclose(out, np.where(raw > 5, 5.0, np.where(raw < -5, -5.0, raw)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(out[[2, 3]], [5.0, -5.0])
+    assert out[4] == np.float32(5.0)  # exactly at the bound
+    np.testing.assert_array_equal(policy.act(obs.astype(np.float32)), np.clip(obs, -10, 10).astype(np.float32))
+
+
+def test_rows_side_by_side_act_as_each_alone():
+    """k policies in one call: each row's action is bit-identical to the same policy alone."""
+    policy = MLPPolicy(11, -np.ones(3), np.ones(3), hidden=(64, 64), action_bins=10)
+    rng = np.random.default_rng(5)
+    thetas = 0.3 * rng.standard_normal((4, policy.num_params)).astype(np.float32)
+    obs, mean, std = rng.standard_normal((4, 11)), np.zeros(11, np.float32), np.full(11, 0.7, np.float32)
+    policy.set_params(thetas)
+    together = policy.act(obs, mean, std)
+    for theta, o, action in zip(thetas, obs, together):
+        policy.set_params(theta)
+        np.testing.assert_array_equal(policy.act(o, mean, std), action)
+
+
 def test_set_params_changes_output():
     policy = MLPPolicy(5, -np.ones(2), np.ones(2), hidden=(8, 8))
     rng = np.random.default_rng(0)
@@ -223,15 +253,17 @@ class ActionRecorder(gym.Wrapper):
 
 
 class ObsRecorder:
-    """Wraps a policy and records the (normalized) observations it is shown."""
+    """Wraps a policy and records the observations it is shown, normalized by the statistics it is
+    handed (as ``MLPPolicy.act`` normalizes them)."""
 
     def __init__(self, policy):
         self.policy = policy
         self.seen = []
 
-    def act(self, obs):  # one env: obs has shape (1, obs_dim) (rollouts batches episodes)
-        self.seen.append(np.array(obs, copy=True).reshape(-1))
-        return self.policy.act(obs)
+    def act(self, obs, obs_mean, obs_std):  # one env: obs has shape (1, obs_dim) (rollouts batches episodes)
+        normalized = np.clip((obs.astype(np.float32) - obs_mean) / obs_std, -5, 5)
+        self.seen.append(normalized.reshape(-1))
+        return self.policy.act(obs, obs_mean, obs_std)
 
 
 def pendulum_policy(theta_seed=0, hidden=(64, 64)):

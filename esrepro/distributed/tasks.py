@@ -19,9 +19,11 @@ TRAIN, EVAL = "train", "eval"
 
 
 def side_by_side(config: RunConfig) -> int:
-    """Episodes a worker steps side by side with one batched policy call: all of a chunk's for the
-    MLP; one for the CNN, whose 6.4 MB of dense weights per parameter vector stay in the CPU cache
-    only one at a time (``benchmarks/cnn_forward.py``: 0.5 ms per row at k=1, ~0.9 ms at k >= 2)."""
+    """Episodes a worker steps side by side with one policy call per step: all of a chunk's for the
+    MLP (one compiled call for k rows: 0.91 of the replay of the same episodes at k = 8, 0.84 at
+    k = 1, ``benchmarks/episode_forward.py``); one for the CNN, whose 6.4 MB of dense weights per
+    parameter vector stay in the CPU cache only one at a time (``benchmarks/cnn_forward.py``: 0.5 ms
+    per row at k=1, ~0.9 ms at k >= 2)."""
     return 1 if config.kind is ATARI else 2**31
 
 

@@ -3,7 +3,7 @@ policies.py; not described in the paper, which only says observations are normal
 
 A training rollout is recorded with probability ``obs_norm_prob`` (reference: 0.01); the master
 adds the recorded sums to these statistics after each iteration, so the policy's
-normalization is fixed within an iteration.
+normalization (``policies.mlp.MLPPolicy.act``) is fixed within an iteration.
 """
 
 import numpy as np
@@ -12,8 +12,6 @@ import numpy as np
 INITIAL_COUNT = 1e-2
 #: Variance floor: std >= sqrt(1e-2) = 0.1 (reference RunningStat.std).
 VARIANCE_FLOOR = 1e-2
-#: Normalized observations are clipped to [-CLIP, CLIP] (reference MujocoPolicy).
-CLIP = 5.0
 
 
 class ObsStats:
@@ -66,10 +64,3 @@ class ObsStats:
         mean = self.sum / self.count
         return np.sqrt(np.maximum(self.sumsq / self.count - mean ** 2, VARIANCE_FLOOR)).astype(np.float32)
 
-
-def normalize(obs: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``clip((obs - mean) / std, -5, 5)``; float32 array of the shape of ``obs`` (float32 inputs).
-
-    Written with ``minimum``/``maximum``: ``np.clip`` costs several microseconds more per call,
-    which matters once per env step."""
-    return np.minimum(np.maximum((obs - mean) / std, -CLIP), CLIP)
