@@ -145,7 +145,7 @@ def main():
     }
     names = list(variants)
     rates = {k: [] for k in ["rollouts (chunk)", *names]}
-    ratio_random, ratio_replay, single_random = [], [], []
+    ratio_random, ratio_replay, single_random, single_replay = [], [], [], []
     print(f"{args.env}: {args.repeats} repetitions of {n_eps} episodes (<= {max_steps} steps) per variant, "
           "variants interleaved episode by episode")
     for r, seeds in enumerate(seed_sets):
@@ -171,6 +171,7 @@ def main():
         ratio_random.append(this["rollouts (chunk)"] / this["raw (random)"])
         ratio_replay.append(this["rollouts (chunk)"] / this["raw (replay)"])
         single_random.append(this["rollout"] / this["raw (random)"])
+        single_replay.append(this["rollout"] / this["raw (replay)"])
         print(f"  rep {r}: " + ", ".join(f"{k} {this[k]:6.0f}" for k in rates) + " steps/s"
               f" | chunk ratio vs random {ratio_random[-1]:.3f}, vs replay {ratio_replay[-1]:.3f}", flush=True)
 
@@ -215,6 +216,8 @@ def main():
     print("medians, us per step:        " + ", ".join(f"{k} {1e6 / v:.1f}" for k, v in med.items()))
     m_rand, m_rep = statistics.median(ratio_random), statistics.median(ratio_replay)
     print(f"  single-episode rollout / raw(random) (information): {statistics.median(single_random):.3f}")
+    print(f"  single-episode rollout / raw(replay) (interleaved episode by episode, steadier than the chunk's ratio): "
+          f"{statistics.median(single_replay):.3f}")
     print(f"  rollouts (chunk) / raw(sample) (information): {med['rollouts (chunk)'] / med['raw (sample)']:.3f}")
 
     def verdict(x):
