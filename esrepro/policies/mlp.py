@@ -5,9 +5,10 @@ a tanh MLP (paper section 4.1: two hidden layers of 64 units), a linear output, 
 or discretized into bins per action dimension (the paper uses 10 bins for Hopper and Swimmer).
 
 A policy step runs once per env step, so the whole of it (normalization, layers, clipping or bins)
-is one compiled call (numba, ``_forward``): a batched numpy step cost 30 us of per-call overhead
-against a MuJoCo step of 40-80 us (benchmarks/README.md). The compiled code keeps IEEE float32 in a
-fixed order (no fast-math), so an action depends only on its parameters and observation.
+is one compiled call (numba, ``_forward``): 2.6 us for the 64-64 policy, where numpy's
+normalization and batched layers took 11 us, against a MuJoCo step of 40-80 us (benchmarks/README.md).
+The compiled code keeps IEEE float32 in a fixed order (no fast-math), so an action depends only on
+its parameters and observation.
 """
 
 import numpy as np
@@ -45,7 +46,7 @@ def _forward(obs, stats, flat, sizes, actions_table, bins, work, out):  # pragma
     ((k, obs_dim), cast to float32), normalized by ``stats`` (float32, (2, obs_dim): mean, std; or
     shape (0, 0): none), and parameter row r of ``flat``. ``sizes``: the layer sizes (int64);
     ``actions_table``: float32 (action_dim, 2 + bins): low, high, then the bins' values;
-    ``work``: float32 (2, max hidden size). Each sum runs over the inputs in order, for each
+    ``work``: float32 (2, the largest layer size). Each sum runs over the inputs in order, for each
     output, so a row's action does not depend on k."""
     layers = sizes.size - 1
     action_dim = actions_table.shape[0]
