@@ -436,6 +436,24 @@ def test_gradient_matches_explicit_loop(n_pairs, small_table):
                                rtol=1e-4, atol=1e-7)
 
 
+def test_gradient_is_numpys_pair_by_pair_float32_sum_bit_for_bit(small_table):
+    """The compiled sum rounds each pair's term to float32 and adds it, in pair order: the bits of
+    numpy's multiply into a buffer and += (the package's sum before it was compiled), so a run's
+    updates did not change."""
+    dim, n = 37, 2_000
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, small_table.size - dim + 1, size=n)
+    returns = rng.standard_normal((n, 2))
+    shaped = centered_ranks(returns)
+    g, term = np.zeros(dim, np.float32), np.empty(dim, np.float32)
+    for index, weight in zip(idx, (shaped[:, 0] - shaped[:, 1]).astype(np.float32)):
+        np.multiply(small_table.noise[index:index + dim], weight, out=term)
+        g += term
+    assert np.array_equal(OpenES(np.zeros(dim, np.float32), small_table).gradient(idx, returns), g / returns.size)
+    with pytest.raises(IndexError, match="outside table"):
+        OpenES(np.zeros(dim, np.float32), small_table).gradient(np.array([0, small_table.size - dim + 1]), returns[:2])
+
+
 def test_gradient_of_many_pairs_with_permutation_returns(small_table):
     # 1100 pairs; returns are a permutation so the ranks are known exactly.
     dim = 6

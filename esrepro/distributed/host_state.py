@@ -24,9 +24,10 @@ import numpy as np
 from esrepro.es.noise import NoiseTable, noise_dir
 from esrepro.es.strategy import ESState, OpenES
 
-#: Parameters per slice: large enough that numpy's per-call cost (two calls per pair and slice) stays
-#: small beside the arithmetic, small enough that a 256-256 policy's update splits ~10 ways.
-SLICE = 16_384
+#: Parameters per slice: small enough that a 256-256 policy's update (159,505 parameters) splits ~20
+#: ways, one slice for each process of an 18-process host; large enough that a slice's own costs (its
+#: chunk's round trip, reading the pairs' weights) stay small beside its share of the noise table.
+SLICE = 8_192
 
 
 def version_file(run_key: str, host: str, version: int) -> Path:

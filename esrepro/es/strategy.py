@@ -10,6 +10,7 @@ pair and the result does not depend on the number of workers or the chunking.
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from esrepro.es.adam import Adam
 from esrepro.es.noise import NoiseTable
@@ -17,6 +18,20 @@ from esrepro.es.ranks import centered_ranks
 
 #: Stream tags that keep training pairs and evaluation episodes on separate seeds.
 TRAIN, EVAL = 0, 1
+
+
+@njit(cache=True, nogil=True)
+def _weighted_sum(noise, noise_indices, weights, dim):  # pragma: no cover (compiled)
+    """sum_i weights[i] * noise[noise_indices[i] : noise_indices[i] + dim] in float32, pair by pair in
+    pair order: each pair's term is rounded to float32 and then added, as numpy's ``multiply`` into
+    a buffer and ``+=`` would (the same bits), without numpy's two calls per pair."""
+    g = np.zeros(dim, dtype=np.float32)
+    for i in range(noise_indices.size):
+        eps, w = noise[noise_indices[i] : noise_indices[i] + dim], weights[i]
+        for j in range(dim):
+            term = eps[j] * w
+            g[j] += term
+    return g
 
 
 @dataclass
@@ -129,10 +144,10 @@ class OpenES:
         ``g = sum_i (R+_i - R-_i) eps_i / (2n)`` with R the centered ranks of all 2n returns
         jointly. It is not divided by sigma (the reference folds sigma into the step size;
         Adam is scale invariant). The reference ``batched_weighted_sum`` computes it as BLAS
-        products; here it is summed pair by pair in pair order with elementwise float32 operations,
-        whose rounding does not depend on the BLAS build, its thread count or the CPU. So the
-        result is bit-identical on every machine, which the scalar communication mode relies on
-        (each worker replica repeats this update).
+        products; here it is summed pair by pair in pair order with elementwise float32 operations
+        (compiled: ``_weighted_sum``), whose rounding does not depend on the BLAS build, its thread
+        count or the CPU. So the result is bit-identical on every machine, which the scalar
+        communication mode relies on (each worker replica repeats this update).
 
         Parameters
         ----------
@@ -144,12 +159,12 @@ class OpenES:
         ndarray of float32, shape (dim,)
         """
         shaped = centered_ranks(returns)
-        weights = shaped[:, 0] - shaped[:, 1]
+        weights = (shaped[:, 0] - shaped[:, 1]).astype(np.float32)
         dim = self.theta.size
-        g, term = np.zeros(dim, dtype=np.float32), np.empty(dim, dtype=np.float32)
-        for index, weight in zip(noise_indices, weights.astype(np.float32)):
-            np.multiply(self.noise.get(int(index), dim), weight, out=term)
-            g += term
+        indices = np.asarray(noise_indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() > self.noise.size - dim):
+            self.noise.get(int(indices[(indices < 0) | (indices > self.noise.size - dim)][0]), dim)  # IndexError
+        g = _weighted_sum(np.asarray(self.noise.noise), indices, weights, dim)
         return g / returns.size
 
     def tell(self, noise_indices: np.ndarray, returns: np.ndarray) -> float:
