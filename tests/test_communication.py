@@ -161,13 +161,20 @@ def test_a_host_taken_for_lost_while_its_workers_live(clients, tmp_path, monkeyp
         return [] if len(reads) == 3 else worker_addresses(client)
 
     monkeypatch.setattr(hosts, "worker_addresses", once_without_workers)
-    lines, done = [], []
+    lines, ended = [], []
     config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(communication=mode, **DETERMINISM))
-    run = threading.Thread(target=lambda: done.append(Trainer(config, tmp_path / "out", log=lines.append)
-                                                      .run(clients[2])), daemon=True)
-    run.start()
-    run.join(timeout=(wait_s := 240))
-    assert done, f"the run did not end within {wait_s} s: " + "; ".join(lines[-5:])
+
+    def run():
+        try:
+            ended.append(Trainer(config, tmp_path / "out", log=lines.append).run(clients[2]))
+        except Exception as e:  # reported below, in the test's thread
+            ended.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=(wait_s := 240))
+    assert ended, f"the run did not end within {wait_s} s: " + "; ".join(lines[-5:])
+    assert not isinstance(ended[0], Exception), ended[0]
     assert "lost host 127.0.0.1 (no worker of it is left); its episodes run elsewhere" in lines
     (theta, progress), (theta0, progress0) = outputs(tmp_path / "out"), outputs(tmp_path / "undisturbed")
     assert np.array_equal(theta, theta0)
