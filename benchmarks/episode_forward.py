@@ -1,20 +1,19 @@
 """Side by side or one at a time: how a worker should run its episodes, against the replay of the same
 episodes, in one process.
 
-A worker taking one episode at a time from its host's queue needs a cheap policy per step. Today
-``esrepro.rollout.rollouts`` steps k episodes side by side with one batched numpy policy call per
-step (numpy's per-call cost is shared by k episodes, but k simulator states compete for the caches).
-The alternative is one episode at a time with the whole step of the policy (normalization, the
-64-64 tanh MLP, clipping, action noise) in one compiled call (numba, no fast-math: IEEE float32 in a
-fixed order, so an episode's result does not depend on anything but its inputs).
+A worker taking one episode at a time from its host's queue needs a cheap policy per step. The
+package's policy step is one compiled call (``MLPPolicy.act``: normalization, the 64-64 tanh MLP,
+clipping) for k rows; ``esrepro.rollout.rollouts`` steps k episodes side by side with one such call
+per step (its per-call cost is shared by k episodes, but k simulator states compete for the caches).
 
 For each variant, episodes of the same perturbed policies from the same seeds, and right after each
 round the replay of the very actions they took (reset seed, then ``env.step`` of the recorded
 actions, one episode after another): the ratio run / replay is measured within seconds of each
 other, in rounds that rotate the variants; medians over ``--repeats`` rounds.
 
-* ``side by side, k``: ``rollouts`` with k episodes (today's path), k in ``--k``;
-* ``one at a time, compiled``: a loop over steps calling the compiled step.
+* ``side by side, k``: ``rollouts`` with k episodes (the package's path), k in ``--k``;
+* ``one at a time, minimal loop``: a loop of nothing but the policy's step, the action noise and
+  ``env.step``, one episode after another (a bound on what any Python episode loop can reach).
 
     .venv/bin/python benchmarks/episode_forward.py [--env HalfCheetah-v5] [--episodes 8] [--repeats 5]
 """
@@ -29,7 +28,6 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
 from rollout_throughput import Recorder, run_raw  # noqa: E402
 
 from esrepro.envs.mujoco import make_env  # noqa: E402
@@ -37,46 +35,15 @@ from esrepro.policies.mlp import MLPPolicy  # noqa: E402
 from esrepro.rollout import NOISE_BLOCK, rollouts  # noqa: E402
 
 
-@njit(cache=True, nogil=True)
-def compiled_step(obs, theta, sizes, stats, work, action):
-    """One policy step: ``action`` (float32, holding the step's action noise on entry) becomes
-    clip(MLP(clip((obs - mean) / std, -5, 5)), low, high) + noise. ``stats`` rows: mean, std (the
-    observation's), low, high (the action's); ``work``: two hidden-layer buffers."""
-    h0, h1 = work[0], work[1]
-    for i in range(sizes[0]):
-        v = (np.float32(obs[i]) - stats[0, i]) / stats[1, i]
-        h0[i] = min(max(v, np.float32(-5.0)), np.float32(5.0))
-    src, dst, offset, layers = h0, h1, 0, len(sizes) - 1
-    for layer in range(layers):
-        a, b = sizes[layer], sizes[layer + 1]
-        w = theta[offset:offset + a * b].reshape((a, b))
-        out = dst[:b]
-        out[:] = theta[offset + a * b:offset + a * b + b]
-        for i in range(a):
-            x = src[i]
-            row = w[i]
-            for j in range(b):
-                out[j] += x * row[j]
-        if layer < layers - 1:
-            for j in range(b):
-                out[j] = np.tanh(out[j])
-        offset += a * b + b
-        src, dst = dst, src
-    for j in range(sizes[layers]):
-        action[j] += min(max(src[j], stats[2, j]), stats[3, j])
-
-
-def one_at_a_time(env, theta, sizes, stats, seed, noise_std, rng, record):
-    """One episode with ``compiled_step``; its length (actions appended to ``record``)."""
+def one_at_a_time(env, policy, mean, std, seed, noise_std, rng, record):
+    """One episode of the loaded policy in a minimal loop; its length (actions appended to ``record``)."""
     obs, _ = env.reset(seed=seed)
-    work, action = np.empty((2, max(sizes)), np.float32), np.empty(sizes[-1], np.float32)
     t, total, noise = 0, 0.0, None
     while True:
         if t % NOISE_BLOCK == 0:
-            noise = noise_std * rng.standard_normal((NOISE_BLOCK, sizes[-1]), dtype=np.float32)
-        action[:] = noise[t % NOISE_BLOCK]
-        compiled_step(obs, theta, sizes, stats, work, action)
-        record.append(action.copy())
+            noise = noise_std * rng.standard_normal((NOISE_BLOCK, policy.action_dim), dtype=np.float32)
+        action = policy.act(obs, mean, std) + noise[t % NOISE_BLOCK]
+        record.append(action)
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         t += 1
@@ -99,10 +66,6 @@ def main():
     thetas = base + 0.02 * rng.standard_normal((args.episodes, base.size), dtype=np.float32)
     mean = rng.standard_normal(obs_dim).astype(np.float32) * 0.1
     std = rng.uniform(0.5, 2.0, obs_dim).astype(np.float32)
-    sizes = (obs_dim, 64, 64, space.shape[0])
-    stats = np.zeros((4, max(obs_dim, space.shape[0])), np.float32)
-    stats[0, :obs_dim], stats[1, :obs_dim] = mean, std
-    stats[2, :space.shape[0]], stats[3, :space.shape[0]] = space.low, space.high
     envs = [Recorder(make_env(args.env)) for _ in range(max(args.k))]
     replay_env = make_env(args.env)
     seeds = list(range(args.episodes))
@@ -116,17 +79,18 @@ def main():
             recorded += [np.stack(env.actions) for env in group]
         return recorded
 
-    def compiled():
+    def minimal():
         recorded = []
         for theta, seed in zip(thetas, seeds):
             actions = []
-            one_at_a_time(replay_env, theta, sizes, stats, seed, 0.01, np.random.default_rng(seed), actions)
+            policy.set_params(theta)
+            one_at_a_time(replay_env, policy, mean, std, seed, 0.01, np.random.default_rng(seed), actions)
             recorded.append(np.stack(actions))
         return recorded
 
     variants = {f"side by side, k={k}": (lambda k=k: side_by_side(k)) for k in args.k}
-    variants["one at a time, compiled"] = compiled
-    compiled()  # compiles
+    variants["one at a time, minimal loop"] = minimal
+    minimal()  # warms up
     ratios = {name: [] for name in variants}
     names = list(variants)
     for r in range(args.repeats):
