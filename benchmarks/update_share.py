@@ -24,10 +24,11 @@ import time
 
 import numpy as np
 
+from esrepro.envs.mujoco import num_params
 from esrepro.es.noise import PAPER_SEED, PAPER_SIZE, NoiseTable
 from esrepro.es.strategy import OpenES
 
-DIM = 348 * 256 + 256 + 256 * 256 + 256 + 256 * 17 + 17  # Humanoid-v5, 256-256 (esrepro.policies.mlp)
+DIM = num_params("Humanoid-v5", {"hidden": (256, 256), "action_bins": 0})  # 159,505
 HOST_PROCESSES = 18
 
 

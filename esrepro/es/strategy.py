@@ -162,8 +162,9 @@ class OpenES:
         weights = (shaped[:, 0] - shaped[:, 1]).astype(np.float32)
         dim = self.theta.size
         indices = np.asarray(noise_indices, dtype=np.int64)
-        if indices.size and (indices.min() < 0 or indices.max() > self.noise.size - dim):
-            self.noise.get(int(indices[(indices < 0) | (indices > self.noise.size - dim)][0]), dim)  # IndexError
+        if indices.size:  # the table's own check on the extremes: IndexError for a slice outside it
+            self.noise.get(int(indices.min()), dim)
+            self.noise.get(int(indices.max()), dim)
         g = _weighted_sum(np.asarray(self.noise.noise), indices, weights, dim)
         return g / returns.size
 
