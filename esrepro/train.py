@@ -98,12 +98,13 @@ class Trainer:
             self.pending = None
             return
         self.iteration = iteration
+        episodes = [ep for p in pairs for ep in p]  # flat lists make arrays fast: this is the master's critical path
         update = Update(np.array([p[0][3] for p in pairs], dtype=np.int64),
-                        np.array([[p[0][4], p[1][4]] for p in pairs], dtype=np.float64),
-                        [(ep[6], ep[7], ep[5]) for p in pairs for ep in p if ep[6] is not None])
+                        np.array([ep[4] for ep in episodes], dtype=np.float64).reshape(-1, 2),
+                        [(ep[6], ep[7], ep[5]) for ep in episodes if ep[6] is not None])
         self.workers.advance(update)
         self.untold = update
-        lengths = np.array([[p[0][5], p[1][5]] for p in pairs], dtype=np.int64)
+        lengths = np.array([ep[5] for ep in episodes], dtype=np.int64).reshape(-1, 2)
         self.timesteps += int(lengths.sum())
         self.episodes += lengths.size
         returns = update.returns
@@ -195,7 +196,7 @@ class Trainer:
             results |= more
             n += extra
             lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
-        pairs = [sorted(results[j], key=lambda ep: ep[2]) for j in range(n)]
+        pairs = [results[j] for j in range(n)]
         return pairs, _evaluation(evaluation), 0
 
     def _episode_cap(self) -> int | None:

@@ -568,3 +568,34 @@ def test_tell_improves_quadratic_fitness():
     assert end < 0.15 * start
     # Every coordinate moved in the right direction.
     assert np.all(np.sign(es.theta) == np.sign(target))
+
+
+@pytest.mark.parametrize(("dim", "workers"), [(37, 1), (37, 2), (37, 5), (37, 18), (5, 18), (1_000, 7)])
+def test_a_host_update_cut_into_slices_is_the_whole_update(dim, workers, small_table, tmp_path, monkeypatch):
+    """``host_state.slices`` cuts an update into one slice per process (at least ``SLICE``
+    parameters each: 4 here), and the slices computed apart (``compute_slice``, as a host's
+    processes do in scalar mode) are bit for bit the whole update, Adam's moments included."""
+    from esrepro.distributed import host_state
+
+    monkeypatch.setattr(host_state, "SLICE", 4)
+    bounds = host_state.slices(dim, workers)
+    assert len(bounds) == max(1, min(workers, dim // 4))
+    assert [lo for lo, _ in bounds] == [0] + [hi for _, hi in bounds[:-1]] and bounds[-1][1] == dim
+    assert all(hi - lo >= min(4, dim) for lo, hi in bounds)
+
+    rng = np.random.default_rng(dim + workers)
+    theta = rng.standard_normal(dim).astype(np.float32)
+    es = OpenES(theta, small_table, stepsize=0.02, l2coeff=0.005)
+    previous = host_state.Version.open(tmp_path / "previous.bin", dim, 0, create=True)
+    new = host_state.Version.open(tmp_path / "new.bin", dim, 0, create=True)
+    previous.write(es.state(), es.theta, None, None)
+    for t in range(2):  # the second step from non-zero moments
+        idx = rng.integers(0, small_table.size - dim + 1, size=30)
+        returns = rng.standard_normal((30, 2))
+        for lo, hi in bounds:
+            host_state.compute_slice(previous, new, lo, hi, t, small_table, 0.02, 0.005, idx, returns)
+        es.step(idx, returns)
+        state = es.state()
+        for got, expected in ((new.theta, state.theta), (new.adam_m, state.adam_m), (new.adam_v, state.adam_v)):
+            assert np.array_equal(got, expected)
+        previous, new = new, previous

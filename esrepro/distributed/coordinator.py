@@ -21,8 +21,6 @@ import math
 import os
 import pickle
 
-import numpy as np
-
 from esrepro.distributed.host_queue import HEADER, WorkerFailure, socket_path
 from esrepro.distributed.host_state import Version, slices, version_file
 from esrepro.distributed.replicas import FullState, Update, checksum
@@ -74,14 +72,15 @@ class Coordinator:
         self._slices_left = 0
 
     # -- the master's calls ---------------------------------------------------------------------
-    async def start(self, version: int, payload, items: list, context: dict, more: bool, chunk_items=None) -> dict:
+    async def start(self, version: int, payload: bytes | None, items: bytes, context: dict, more: bool,
+                    chunk_items=None) -> dict:
         """Begin a round on ``version`` of the parameters, then run ``items`` (``add``).
 
         Parameters
         ----------
         version : int
-        payload : tuple or None
-            What brings the host to ``version``: ("update", Update) from ``version - 1``
+        payload : bytes or None
+            What brings the host to ``version``, pickled: ("update", Update) from ``version - 1``
             (scalar mode; the host's processes compute its slices), ("theta", theta, obs_mean,
             obs_std) (broadcast mode), ("state", FullState) (a host without a current replica),
             or None when the host is at ``version`` already.
@@ -97,6 +96,7 @@ class Coordinator:
         """
         await self._started()
         if payload is not None:
+            payload = pickle.loads(payload)
             if payload[0] == "update" and self.version == version - 1:
                 await self._update(version, payload[1])
             elif payload[0] == "theta":
@@ -114,19 +114,20 @@ class Coordinator:
         self.context = {"kind": "episodes", "version": version} | context
         return await self.add(items, more, chunk_items)
 
-    async def add(self, items: list, more: bool, chunk_items=None) -> dict:
-        """Queue ``items`` (``tasks.run_episodes``'s items) and report back once the queue holds
+    async def add(self, items: bytes, more: bool, chunk_items=None) -> dict:
+        """Queue ``items`` (a pickled list of ``tasks.run_episodes``'s items) and report back once the queue holds
         fewer items than the host has workers (``more``: the master has more for it) or once every
         item of the round is done. ``chunk_items``: items per chunk (None: guided).
 
         Returns
         -------
         dict
-            ``results``: ``run_episodes`` results returned since the last report; ``crc``: the
+            ``results``: ``run_episodes`` results returned since the last report (a pickled
+            list: Dask would walk a list item by item); ``crc``: the
             checksum of the version's parameters; ``workers``: processes connected;
             ``chunks_rerun``: chunks handed out again so far because their process died.
         """
-        self.queue.extend(items)
+        self.queue.extend(pickle.loads(items))
         self.context["chunk_items"] = chunk_items
         self._wake()
         if more:  # report when the host's workers would soon run out
@@ -136,7 +137,8 @@ class Coordinator:
         if self.failure:
             raise WorkerError(f"a worker process of host {self.host} failed:\n{self.failure}")
         results, self.results = self.results, []
-        return {"results": results, "crc": self.crc, "workers": self.connected, "chunks_rerun": self.chunks_rerun}
+        return {"results": pickle.dumps(results, protocol=5), "crc": self.crc, "workers": self.connected,
+                "chunks_rerun": self.chunks_rerun}
 
     async def abandon(self) -> int:
         """Drop the round's queued items and the results of its chunks in flight (the first-come
@@ -193,7 +195,7 @@ class Coordinator:
             return None
         if self.queue[0][0] == "slice":
             item = self.queue.popleft()
-            return self.round, [item], {"kind": "slices", "slices": [item[1]]} | self._slice_context
+            return self.round, [item], {"kind": "slices", "slices": [item[1:]]} | self._slice_context
         kind = self.queue[0][0]
         size = self.context.get("chunk_items") or math.ceil(len(self.queue) / (2 * max(1, self.connected)))
         items = []
@@ -270,17 +272,18 @@ class Coordinator:
                 await asyncio.sleep(sim["slice_s"])
                 self._done(chunk, None)
                 continue
-            lengths = [int(np.random.default_rng((self.config.seed, message["iteration"], *item[1:])).choice(
-                sim["lengths"])) for item in items]
+            # draws from the hash of (seed, iteration, item): the same for any N, and cheap (a
+            # generator per item cost the simulated hosts more CPU than their coordinators)
+            keys = [(self.config.seed, message["iteration"], *item[1:]) for item in items]
+            lengths = [int(sim["lengths"][hash(key) % len(sim["lengths"])]) for key in keys]
             if message["max_steps"] is not None and items[0][0] == TRAIN:
                 lengths = [min(n, message["max_steps"]) for n in lengths]
             await asyncio.sleep(sum(lengths) * sim["step_s"])
             results = []
-            for item, n in zip(items, lengths):
-                rng = np.random.default_rng((self.config.seed, message["iteration"], *item[1:], 1))
+            for item, key, n in zip(items, keys, lengths):
                 if item[0] == TRAIN:
-                    results.append((TRAIN, item[1], item[2], int(rng.integers(10**6)), float(rng.normal()), n, None,
-                                    None))
+                    results.append((TRAIN, item[1], item[2], hash((*key, 1)) % 10**6, hash((*key, 2)) % 10**6 / 10**6,
+                                    n, None, None))
                 else:
                     results.append((EVAL, item[1], 0.0, n))
             self._done(chunk, results)
@@ -308,10 +311,10 @@ class Coordinator:
         self._version(version, create=True)
         self._slice_context = {"version": version, "adam_t": self.adam_t, "noise_indices": update.noise_indices,
                                "returns": update.returns}
-        n = slices(self.dim)
-        self._slices_left = n
+        bounds = slices(self.dim, self.connected)
+        self._slices_left = len(bounds)
         self.queue.clear()
-        self.queue.extend(("slice", k) for k in range(n))
+        self.queue.extend(("slice", lo, hi) for lo, hi in bounds)
         self._wake()
         await self._until(lambda: not self._slices_left or self.failure)
         if self.failure:

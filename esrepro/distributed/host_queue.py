@@ -95,8 +95,8 @@ class Runner:
         if chunk["kind"] == "slices":
             previous, new = self.version(chunk["version"] - 1), self.version(chunk["version"])
             c = self.config
-            for k in chunk["slices"]:
-                compute_slice(previous, new, k, chunk["adam_t"], self.noise, c.stepsize, c.l2coeff,
+            for lo, hi in chunk["slices"]:
+                compute_slice(previous, new, lo, hi, chunk["adam_t"], self.noise, c.stepsize, c.l2coeff,
                               chunk["noise_indices"], chunk["returns"])
             return None
         v = self.version(chunk["version"])

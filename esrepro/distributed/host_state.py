@@ -9,10 +9,10 @@ observation mean and std (MuJoCo; none for Atari). It lives in the host's noise 
 (``es.noise.noise_dir``: /dev/shm by default), so a version costs one copy per host whatever the
 number of its processes.
 
-The update is elementwise over the parameters (``OpenES.step``), so it is cut into slices of
-``SLICE`` parameters that the host's processes compute one each: a slice is bit-identical to the
-same elements of the whole update, and the host reads the noise table once per update instead of
-once per process.
+The update is elementwise over the parameters (``OpenES.step``), so it is cut into slices that
+the host's processes compute one each, all at once (``slices``): a slice is bit-identical to the
+same elements of the whole update, whatever the cut, and the host reads the noise table once per
+update instead of once per process.
 """
 
 import os
@@ -24,9 +24,9 @@ import numpy as np
 from esrepro.es.noise import NoiseTable, noise_dir
 from esrepro.es.strategy import ESState, OpenES
 
-#: Parameters per slice: small enough that a 256-256 policy's update (159,505 parameters) splits ~20
-#: ways, one slice for each process of an 18-process host; large enough that a slice's own costs (its
-#: chunk's round trip, reading the pairs' weights) stay small beside its share of the noise table.
+#: Parameters per slice at least: enough that a slice's own costs (its chunk's round trip, reading
+#: the pairs' weights) stay small beside its share of the noise table. A 256-256 policy's update
+#: (159,505 parameters) still splits 18 ways, one slice for each process of an 18-process host.
 SLICE = 8_192
 
 
@@ -35,9 +35,13 @@ def version_file(run_key: str, host: str, version: int) -> Path:
     return noise_dir() / f"esrepro-host-{run_key}-{host}-{version}.bin"
 
 
-def slices(dim: int) -> int:
-    """The number of slices of a ``dim``-parameter update."""
-    return -(-dim // SLICE)
+def slices(dim: int, workers: int) -> list[tuple[int, int]]:
+    """The slices of a ``dim``-parameter update on a host of ``workers`` processes, as (start,
+    stop) bounds: one per process, so that they run in one round (20 slices for 18 processes
+    took two rounds, the second on 2 processes while 16 waited), of at least ``SLICE`` parameters
+    where ``dim`` allows."""
+    n = max(1, min(workers, dim // SLICE))
+    return [(k * dim // n, (k + 1) * dim // n) for k in range(n)]
 
 
 @dataclass
@@ -75,12 +79,11 @@ class Version:
             self.obs_mean[:], self.obs_std[:] = obs_mean, obs_std
 
 
-def compute_slice(previous: Version, new: Version, k: int, adam_t: int, noise: NoiseTable, stepsize: float,
-                  l2coeff: float, noise_indices: np.ndarray, returns: np.ndarray) -> None:
-    """Slice ``k`` of the update from ``previous`` into ``new``: an ``OpenES`` holding elements
-    ``k * SLICE`` to ``(k + 1) * SLICE`` of the parameters and Adam's moments (step ``adam_t``),
-    told the noise indices shifted by the slice's start (``OpenES.step``)."""
-    lo, hi = k * SLICE, min(previous.theta.size, (k + 1) * SLICE)
+def compute_slice(previous: Version, new: Version, lo: int, hi: int, adam_t: int, noise: NoiseTable,
+                  stepsize: float, l2coeff: float, noise_indices: np.ndarray, returns: np.ndarray) -> None:
+    """The update's elements ``lo`` to ``hi`` from ``previous`` into ``new``: an ``OpenES`` holding
+    those elements of the parameters and Adam's moments (step ``adam_t``), told the noise indices
+    shifted by the slice's start (``OpenES.step``)."""
     part = OpenES.from_state(ESState(previous.theta[lo:hi], previous.adam_m[lo:hi], previous.adam_v[lo:hi], adam_t),
                              noise, stepsize, l2coeff)
     part.step(noise_indices + lo, returns)

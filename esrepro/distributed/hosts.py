@@ -42,9 +42,11 @@ COORDINATOR_WAIT_S = 10
 HOSTS_WAIT_S = 120
 
 
-def _nbytes(obj) -> int:
-    """Size of ``obj`` pickled (what crosses the network for it, give or take framing)."""
-    return len(pickle.dumps(obj, protocol=5))
+def _pack(obj) -> bytes:
+    """``obj`` pickled: what the master and a coordinator exchange instead of Python lists and
+    tuples, which Dask's serialization would walk item by item (it cost the master more CPU than
+    the rest of the round at 144 workers). Its length is the bytes counted for the network."""
+    return pickle.dumps(obj, protocol=5)
 
 
 class Hosts:
@@ -77,6 +79,10 @@ class Hosts:
         Actor calls made so far (the master's messages to hosts).
     hosts_lost : int
         Hosts whose coordinator was lost during a round (their episodes ran elsewhere).
+    handover_s : float or None
+        The master's critical path into the last round of a new version: seconds from the end of
+        the round before (its last result in) to this round's calls to the hosts going out
+        (the update, the next ask and the payload in between); None before the second version.
     """
 
     @property
@@ -97,9 +103,11 @@ class Hosts:
         self._reported: dict[str, int] = {}  # host -> worker processes, as its coordinator reported
         self.bytes_to_workers = self.bytes_from_workers = self.bytes_full_state = self.calls = 0
         self.hosts_lost = 0
+        self.handover_s: float | None = None
+        self._round_end: tuple = (None, 0.0)  # (version, time.perf_counter()) of the last round's end
         self.seen: set[str] = set()  # every host the run has had
         self._chunks_rerun: dict[str, int] = {}  # host -> its coordinator's count
-        self._payload_size: tuple = (None, 0)  # ((kind, version), pickled bytes) of the last payload
+        self._payload: tuple = (None, b"")  # ((kind, version), pickled) of the last payload
         if simulate is None:
             client.register_plugin(HostWorkerPlugin(self.run_key), name=f"esrepro-{self.run_key}")
 
@@ -119,7 +127,8 @@ class Hosts:
 
         Returns
         -------
-        (dict pair index -> list of its two ``run_episodes`` results, list of evaluation results)
+        (dict pair index -> list of its two ``run_episodes`` results, by sign, list of evaluation
+        results)
         """
         items = [(EVAL, e) for e in evals] + [(TRAIN, j, sign) for j in pairs for sign in (0, 1)]
         rnd = _Round(self, iteration, cap, chunk_items, collections.deque(items), meanwhile)
@@ -135,7 +144,7 @@ class Hosts:
         Returns
         -------
         (list of the counted pairs' results in order, each the pair's two ``run_episodes``
-        results, list of evaluation results, episodes dropped)
+        results by sign, list of evaluation results, episodes dropped)
         """
         items = [(EVAL, e) for e in evals] + [(TRAIN, j, sign) for j in range(pairs) for sign in (0, 1)]
         rnd = _Round(self, iteration, cap, None, collections.deque(items), meanwhile, first_come=(pairs, timesteps))
@@ -216,9 +225,9 @@ class Hosts:
         self._futures.pop(host, None)
         self._at.pop(host, None)
 
-    def payload(self, host: str):
-        """What brings ``host`` to the current version: the last update's scalars (scalar mode,
-        replica one version behind), the parameters (broadcast mode), or the full state."""
+    def payload(self, host: str) -> bytes | None:
+        """What brings ``host`` to the current version, pickled: the last update's scalars (scalar
+        mode, replica one version behind), the parameters (broadcast mode), or the full state."""
         at = self._at.get(host)
         if at == self.version:
             return None
@@ -229,19 +238,19 @@ class Hosts:
             payload = ("theta", self.es.theta, obstat and obstat.mean, obstat and obstat.std)
         else:
             return self.full_state(host)
-        key = (payload[0], self.version)  # the same payload for every host: pickled once to count it
-        if self._payload_size[0] != key:
-            self._payload_size = key, _nbytes(payload)
-        self.bytes_to_workers += self._payload_size[1]
-        return payload
+        key = (payload[0], self.version)  # the same payload for every host: pickled once
+        if self._payload[0] != key:
+            self._payload = key, _pack(payload)
+        self.bytes_to_workers += len(self._payload[1])
+        return self._payload[1]
 
-    def full_state(self, host: str):
-        """The master's whole state, for ``host`` (new, restarted, or diverged)."""
+    def full_state(self, host: str) -> bytes:
+        """The master's whole state, pickled, for ``host`` (new, restarted, or diverged)."""
         obstat = self.obstat
         state = FullState(self.version, self.es.state(), obstat and (obstat.sum, obstat.sumsq, obstat.count),
                           self.config.stepsize, self.config.l2coeff)
-        payload = ("state", state)
-        self.bytes_full_state += _nbytes(payload)
+        payload = _pack(("state", state))
+        self.bytes_full_state += len(payload)
         self.log(f"sent the full state (version {self.version}) to host {host}")
         return payload
 
@@ -262,12 +271,12 @@ class _Round:
         self.hosts, self.iteration, self.cap, self.chunk_items = hosts, iteration, cap, chunk_items
         self.pool, self.meanwhile, self.first_come = pool, meanwhile, first_come
         self.n_evals = sum(item[0] == EVAL for item in pool)
-        self.pairs: dict[int, list] = collections.defaultdict(list)  # pair index -> its episodes' results
+        self.pairs: dict[int, list] = {}  # pair index -> its episodes' results by sign (None: not in yet)
         self.evals: list = []
         self.counted: list = []
         self.timesteps = self.dropped = 0
         self.next_pair = 0
-        self.assigned: dict[str, list] = {}  # host -> items sent and not reported
+        self.assigned: dict[str, dict] = {}  # host -> items sent and not reported (keys, in order)
         self.stale: collections.Counter = collections.Counter()
 
     def _take(self, host: str) -> list:
@@ -281,7 +290,7 @@ class _Round:
                 self.next_pair += 1
         size = max(workers, math.ceil(len(self.pool) * workers / total / 2))
         block = [self.pool.popleft() for _ in range(min(size, len(self.pool)))]
-        self.assigned[host] = self.assigned.get(host, []) + block
+        self.assigned.setdefault(host, {}).update(dict.fromkeys(block))
         return block
 
     def _full(self) -> bool:
@@ -289,20 +298,22 @@ class _Round:
         return len(self.counted) >= pairs and self.timesteps >= timesteps
 
     def _record(self, host: str, results: list) -> None:
-        done = {(r[0], r[1], r[2] if r[0] == TRAIN else 0) for r in results}
-        self.assigned[host] = [item for item in self.assigned.get(host, [])
-                               if (item[0], item[1], item[2] if item[0] == TRAIN else 0) not in done]
+        assigned = self.assigned.get(host, {})
+        for r in results:  # its item: ("train", j, sign) or ("eval", e)
+            assigned.pop(r[:3] if r[0] == TRAIN else r[:2], None)
         for r in results:
             if r[0] == EVAL:
                 self.evals.append(r)
                 continue
-            episodes = self.pairs[r[1]]
-            episodes.append(r)
-            if self.first_come is not None and len(episodes) == 2:
+            episodes = self.pairs.setdefault(r[1], [None, None])
+            if episodes[r[2]] is not None:  # in already (from a chunk run again)
+                continue
+            episodes[r[2]] = r
+            if self.first_come is not None and None not in episodes:
                 if self._full():
                     self.dropped += 2
                 else:
-                    self.counted.append(sorted(episodes, key=lambda e: e[2]))
+                    self.counted.append(episodes)
                     self.timesteps += episodes[0][5] + episodes[1][5]
 
     def finished(self) -> bool:
@@ -319,28 +330,35 @@ class _Round:
         calls: dict[str, asyncio.Task] = {}
 
         def start(host, payload=None):
-            block = self._take(host)
+            block = _pack(self._take(host))
             context = {"iteration": self.iteration, "max_steps": self.cap}
             payload = hosts.payload(host) if payload is None else payload
-            hosts.bytes_to_workers += _nbytes(block)
+            hosts.bytes_to_workers += len(block)
             calls[host] = asyncio.ensure_future(hosts._call(
                 host, "start", hosts.version, payload, block, context, bool(self.pool) or self.first_come is not None,
                 self.chunk_items))
 
         for host in list(coordinators):
             start(host)
-        if self.meanwhile is not None:
-            self.meanwhile()
-            self.meanwhile = None
-        crc = replicas.checksum(hosts.es.theta) if hosts.config.scalar else None
+        if hosts._round_end[0] not in (None, hosts.version):
+            hosts.handover_s = time.perf_counter() - hosts._round_end[1]
+        meanwhile, self.meanwhile = self.meanwhile, None
+
+        async def master_crc():  # the master's own update, in a thread: the calls above go out meanwhile
+            if meanwhile is not None:
+                await asyncio.get_running_loop().run_in_executor(None, meanwhile)
+            return replicas.checksum(hosts.es.theta) if hosts.config.scalar else None
+
+        state = asyncio.ensure_future(master_crc())
         while calls:
             done, _ = await asyncio.wait(calls.values(), return_when=asyncio.FIRST_COMPLETED)
+            crc = await state  # replies are checked against the master's state (at once when done)
             for host in [h for h, task in calls.items() if task in done]:
                 task = calls.pop(host)
                 try:
                     reply = task.result()
                 except OSError as e:  # the coordinator's worker is gone (CommClosedError among them)
-                    self.pool.extendleft(reversed(self.assigned.pop(host, [])))
+                    self.pool.extendleft(reversed(self.assigned.pop(host, {})))
                     hosts.lose(host, str(e))
                     continue
                 if reply.get("stale") or (hosts.config.scalar and reply["crc"] != crc):
@@ -350,29 +368,32 @@ class _Round:
                                         f"{hosts.version}) after {MAX_STALE_ROUNDS} attempts to send it the full "
                                         "state; rerun to resume from the last checkpoint, or use communication: "
                                         "broadcast")
-                    self.pool.extendleft(reversed(self.assigned.pop(host, [])))
+                    self.pool.extendleft(reversed(self.assigned.pop(host, {})))
                     hosts._at[host] = None
                     start(host, hosts.full_state(host))
                     continue
                 hosts._at[host] = hosts.version
                 hosts._reported[host] = reply["workers"]
                 hosts._chunks_rerun[f"{host}-{id(coordinators[host])}"] = reply["chunks_rerun"]
-                hosts.bytes_from_workers += _nbytes(reply["results"])
-                self._record(host, reply["results"])
+                hosts.bytes_from_workers += len(reply["results"])
+                self._record(host, pickle.loads(reply["results"]))
                 if self.finished() or (self.first_come is not None and self._full()):
                     continue
                 more = bool(self.pool) or self.first_come is not None
                 if more or self.assigned.get(host):
-                    block = self._take(host) if more else []
-                    hosts.bytes_to_workers += _nbytes(block)
+                    block = _pack(self._take(host) if more else [])
+                    hosts.bytes_to_workers += len(block)
                     calls[host] = asyncio.ensure_future(hosts._call(
                         host, "add", block, bool(self.pool) or self.first_come is not None, self.chunk_items))
             if self.first_come is not None and self.finished():
                 break
+        await state  # done before the round ends, even one whose hosts were all lost
+        if self.finished():
+            hosts._round_end = (hosts.version, time.perf_counter())
         if self.first_come is not None and self.finished():
             for task in calls.values():
                 task.cancel()
             dropped = await asyncio.gather(*(hosts._call(host, "abandon") for host in coordinators),
                                            return_exceptions=True)
             self.dropped += sum(d for d in dropped if isinstance(d, int))
-            self.dropped += sum(len(episodes) for episodes in self.pairs.values() if len(episodes) == 1)
+            self.dropped += sum(None in episodes for episodes in self.pairs.values())  # one episode in
