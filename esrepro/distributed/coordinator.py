@@ -2,7 +2,8 @@
 (paper section 2.1; the reference code ran one relay per machine, es_distributed/dist.py).
 
 It is a Dask actor on one worker process of the host, and its methods run on that process's event
-loop. The master calls it a few times per round (``hosts.Hosts``): a round's first call brings the
+loop. The master calls it a few times per round (``hosts.Hosts``), over one connection held for the
+run (``link``: cheaper than an actor call each time): a round's first call brings the
 new version of the parameters (the update's scalars, the parameters themselves, or the full state)
 and a block of episodes; later calls bring more blocks until the round is done. In between, the
 host's worker processes (``host_queue.serve``) take chunks of the queue over a Unix socket: first
@@ -21,8 +22,11 @@ import math
 import os
 import pickle
 
+from distributed import get_worker
+
 from esrepro.distributed.host_queue import HEADER, WorkerFailure, socket_path
 from esrepro.distributed.host_state import Version, slices, version_file
+from esrepro.distributed.link import handler_name, serve
 from esrepro.distributed.replicas import FullState, Update, checksum
 from esrepro.distributed.tasks import EVAL, TRAIN
 from esrepro.es.obstat import ObsStats
@@ -70,6 +74,8 @@ class Coordinator:
         self._versions: dict[int, Version] = {}
         self._slice_context: dict = {}  # what an update's slice chunks carry besides their slice
         self._slices_left = 0
+        self._worker = get_worker()  # the master's calls arrive through its handler (``link.Link``)
+        self._worker.handlers[handler_name(run_key)] = self._master
 
     # -- the master's calls ---------------------------------------------------------------------
     async def start(self, version: int, payload: bytes | None, items: bytes, context: dict, more: bool,
@@ -160,8 +166,14 @@ class Coordinator:
         if self._server is not None:
             self._server.close()
             socket_path(self.run_key, self.host).unlink(missing_ok=True)
+        if self._worker.handlers.get(handler_name(self.run_key)) == self._master:  # not a newer coordinator's
+            del self._worker.handlers[handler_name(self.run_key)]
         for v in list(self._versions):
             version_file(self.run_key, self.host, v).unlink(missing_ok=True)
+
+    async def _master(self, comm):
+        """The master's connection (a handler of this worker's: ``link``)."""
+        return await serve(comm, self)
 
     # -- the host's side ------------------------------------------------------------------------
     async def _started(self):

@@ -2,12 +2,13 @@
 (docs/design.md, "Distribution"; paper section 2.1, the reference code's one relay per machine).
 
 The run's Dask workers are grouped into hosts by the host part of their addresses. Each host gets a
-coordinator (``coordinator.Coordinator``, a Dask actor on one of its workers) and every worker
+coordinator (``coordinator.Coordinator``, a Dask actor on one of its workers, which the master calls
+over one connection held for the run, ``link.Link``) and every worker
 process of the run serves its host's coordinator (``host_queue.HostWorkerPlugin``). A round (the
 episodes of one version of the parameters) costs the master a few actor calls per host, whatever
 the number of episodes or workers: the first brings the new version and a block of episodes, the
 next ones more blocks as the host's queue runs low (guided: each block is 1/2 of the host's share of
-what is left, at least one episode per worker), and the last one its remaining results. Actor
+what is left, at least one episode per worker), and the last one its remaining results. The
 calls go from the master to the worker directly, not through the Dask scheduler.
 
 Results do not depend on which host or worker ran an episode: they are keyed by pair index and
@@ -31,6 +32,7 @@ from esrepro.distributed import replicas
 from esrepro.distributed.cluster import worker_addresses
 from esrepro.distributed.coordinator import Coordinator
 from esrepro.distributed.host_queue import HostWorkerPlugin, host_of
+from esrepro.distributed.link import Link
 from esrepro.distributed.replicas import MAX_STALE_ROUNDS, FullState, Update
 from esrepro.distributed.tasks import EVAL, TRAIN
 from esrepro.errors import RunFailed
@@ -40,6 +42,9 @@ from esrepro.run_config import RunConfig
 COORDINATOR_WAIT_S = 10
 #: Seconds a round waits for a host to come back (workers restarting) when it has none left.
 HOSTS_WAIT_S = 120
+#: Hosts a round may lose, per host the run has had, before the run stops (a coordinator that
+#: keeps failing, not workers that come and go).
+LOSSES_PER_HOST = 5
 
 
 def _pack(obj) -> bytes:
@@ -76,7 +81,7 @@ class Hosts:
         Pickled bytes of what the run sent to and got from the hosts so far, and of the full states
         sent to hosts without a current replica (a one-off cost per host).
     calls : int
-        Actor calls made so far (the master's messages to hosts).
+        Calls to coordinators made so far (the master's messages to hosts).
     hosts_lost : int
         Hosts whose coordinator was lost during a round (their episodes ran elsewhere).
     handover_s : float or None
@@ -96,13 +101,13 @@ class Hosts:
         self.version, self.reference, self.obs_dim, self.simulate = version, reference, obs_dim, simulate
         self.run_key = uuid.uuid4().hex
         self._last_update: Update | None = None
-        self._coordinators: dict[str, object] = {}  # host -> actor
-        self._futures: dict[str, object] = {}  # host -> the actor's future
+        self._coordinators: dict[str, Link] = {}  # host -> the connection to its coordinator
+        self._futures: dict[str, object] = {}  # host -> the coordinator's actor future
         self._at: dict[str, int | None] = {}  # host -> the version its replica holds, as last reported
         self._workers: dict[str, int] = {}  # host -> worker processes, as the scheduler lists them
         self._reported: dict[str, int] = {}  # host -> worker processes, as its coordinator reported
         self.bytes_to_workers = self.bytes_from_workers = self.bytes_full_state = self.calls = 0
-        self.hosts_lost = 0
+        self.hosts_lost, self._last_loss = 0, ""
         self.handover_s: float | None = None
         self._round_end: tuple = (None, 0.0)  # (version, time.perf_counter()) of the last round's end
         self.seen: set[str] = set()  # every host the run has had
@@ -155,8 +160,11 @@ class Hosts:
     def _play(self, rnd: "_Round") -> None:
         """Run ``rnd`` on the hosts found now, and again on those found then while hosts are lost
         and episodes are left."""
-        deadline = time.monotonic() + HOSTS_WAIT_S
+        deadline, lost = time.monotonic() + HOSTS_WAIT_S, self.hosts_lost
         while True:
+            if self.hosts_lost - lost > LOSSES_PER_HOST * len(self.seen):
+                raise RunFailed(f"{self.hosts_lost - lost} hosts lost in one round, the last one because of: "
+                                f"{self._last_loss}")
             if not self.discover():  # every host lost: their workers may be restarting
                 if time.monotonic() > deadline:
                     raise RunFailed(f"no host of the cluster could take the run's episodes for {HOSTS_WAIT_S} s")
@@ -171,13 +179,14 @@ class Hosts:
         """End the run on every host (its worker processes stop serving it)."""
         async def close_all():
             await asyncio.gather(*(self._call(host, "close") for host in self._coordinators), return_exceptions=True)
+            await asyncio.gather(*(link.close() for link in self._coordinators.values()), return_exceptions=True)
         self.client.sync(close_all)
         self._coordinators, self._futures = {}, {}
         if self.simulate is None:
             self.client.unregister_worker_plugin(f"esrepro-{self.run_key}")
 
     # -- hosts ----------------------------------------------------------------------------------
-    def discover(self) -> dict[str, object]:
+    def discover(self) -> dict[str, Link]:
         """The hosts of the cluster now, each with its coordinator (made for a new host, or one whose
         coordinator was lost, on its first worker) and worker count."""
         workers = collections.defaultdict(list)
@@ -190,13 +199,15 @@ class Hosts:
                 self.lose(host, "its coordinator's worker died between rounds")
         new = [host for host in workers if host not in self._coordinators]
         for attempt in range(max([len(workers[host]) for host in new], default=0)):
-            futures = {host: self._make_coordinator(host, sorted(workers[host])[attempt % len(workers[host])])
-                       for host in new}
+            addresses = {host: sorted(workers[host])[attempt % len(workers[host])] for host in new}
+            futures = {host: self._make_coordinator(host, address) for host, address in addresses.items()}
             with contextlib.suppress(TimeoutError):
                 wait(list(futures.values()), timeout=COORDINATOR_WAIT_S)
+            made = {host: addresses[host] for host, future in futures.items() if future.status == "finished"}
+            links = self.client.sync(self._connect, made)
             for host, future in futures.items():
-                if future.status == "finished":
-                    self._coordinators[host] = future.result()
+                if isinstance(links.get(host), Link):
+                    self._coordinators[host] = links[host]
                     self._futures[host] = future  # the actor lives as long as its future is held
                     self._at[host] = None
                 else:  # its worker left meanwhile: another worker of the host, if any
@@ -206,6 +217,14 @@ class Hosts:
             if host not in workers:
                 self.lose(host, "no worker of it is left")
         return self._coordinators
+
+    async def _connect(self, addresses: dict[str, str]) -> dict:
+        """host -> a ``Link`` to the coordinator on the worker at its address, or the OSError of
+        connecting to it."""
+        args = self.client.security.get_connection_args("client")
+        links = await asyncio.gather(*(Link.open(address, self.run_key, args) for address in addresses.values()),
+                                     return_exceptions=True)
+        return dict(zip(addresses, links))
 
     def _make_coordinator(self, host: str, address: str):
         return self.client.submit(Coordinator, self.run_key, host, self.config, self.reference, self.es.theta.size,
@@ -220,8 +239,10 @@ class Hosts:
     def lose(self, host: str, why: str) -> None:
         """Forget a host whose coordinator is gone (a new one is made if the host comes back)."""
         self.log(f"lost host {host} ({why}); its episodes run elsewhere")
-        self.hosts_lost += 1
-        self._coordinators.pop(host, None)
+        self.hosts_lost, self._last_loss = self.hosts_lost + 1, why
+        link = self._coordinators.pop(host, None)
+        if link is not None:  # from any thread: the connection belongs to the client's event loop
+            self.client.loop.add_callback(link.comm.abort)
         self._futures.pop(host, None)
         self._at.pop(host, None)
 
@@ -257,11 +278,9 @@ class Hosts:
     async def _call(self, host: str, method: str, *args):
         """``method(*args)`` of ``host``'s coordinator; OSError if its worker is gone."""
         self.calls += 1
-        try:
-            call = getattr(self._coordinators[host], method)
-        except (RuntimeError, KeyError) as e:  # the actor's worker was lost ("Worker holding Actor was lost")
-            raise OSError(str(e)) from e
-        return await call(*args)
+        if host not in self._coordinators:
+            raise OSError(f"host {host} has no coordinator")
+        return await self._coordinators[host].call(method, *args)
 
 
 class _Round:
