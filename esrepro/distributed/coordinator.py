@@ -25,13 +25,18 @@ import pickle
 from distributed import get_worker
 
 from esrepro.distributed.host_queue import HEADER, WorkerFailure, socket_path
-from esrepro.distributed.host_state import Version, slices, version_file
+from esrepro.distributed.host_state import Version, claim, lock_file, slices, sweep, version_file
 from esrepro.distributed.link import handler_name, serve
 from esrepro.distributed.replicas import FullState, Update, checksum
 from esrepro.distributed.tasks import EVAL, TRAIN
+from esrepro.errors import RunFailed
+from esrepro.es.noise import DIR_ENV
 from esrepro.es.obstat import ObsStats
 from esrepro.es.strategy import ESState
 from esrepro.run_config import RunConfig
+
+#: The longest path a Unix socket may have (Linux: 108 bytes with the final NUL).
+SOCKET_PATH_MAX = 107
 
 
 class WorkerError(Exception):
@@ -74,6 +79,8 @@ class Coordinator:
         self._versions: dict[int, Version] = {}
         self._slice_context: dict = {}  # what an update's slice chunks carry besides their slice
         self._slices_left = 0
+        self._lock = claim(run_key, host)  # before any file of the run: ``sweep`` leaves them alone
+        sweep()  # killed runs' files
         self._worker = get_worker()  # the master's calls arrive through its handler (``link.Link``)
         self._worker.handlers[handler_name(run_key)] = self._master
 
@@ -170,6 +177,8 @@ class Coordinator:
             del self._worker.handlers[handler_name(self.run_key)]
         for v in list(self._versions):
             version_file(self.run_key, self.host, v).unlink(missing_ok=True)
+        lock_file(self.run_key, self.host).unlink(missing_ok=True)
+        os.close(self._lock)
 
     async def _master(self, comm):
         """The master's connection (a handler of this worker's: ``link``)."""
@@ -186,6 +195,9 @@ class Coordinator:
             self.connected = self.simulate["workers"]
         else:
             path = socket_path(self.run_key, self.host)
+            if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+                raise RunFailed(f"the host queue's socket {path} is longer than {SOCKET_PATH_MAX} bytes: set "
+                                f"{DIR_ENV} to a shorter directory")
             path.unlink(missing_ok=True)
             self._server = await asyncio.start_unix_server(self._serve, path=str(path))
             os.chmod(path, 0o600)

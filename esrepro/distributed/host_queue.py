@@ -12,6 +12,7 @@ master took the old one for lost) replaces the socket file; a process waiting on
 that and connects to the new one.
 """
 
+import hashlib
 import os
 import pickle
 import select
@@ -25,7 +26,7 @@ from urllib.parse import urlparse
 
 from distributed import WorkerPlugin
 
-from esrepro.distributed.host_state import Version, compute_slice, version_file
+from esrepro.distributed.host_state import PREFIX, Version, compute_slice, version_file
 from esrepro.distributed.tasks import run_episodes
 from esrepro.es.noise import NoiseTable, noise_dir
 
@@ -46,8 +47,10 @@ def host_of(address: str) -> str:
 
 
 def socket_path(run_key: str, host: str) -> Path:
-    """Where the coordinator of run ``run_key`` on ``host`` listens."""
-    return noise_dir() / f"esrepro-host-{run_key}-{host}.sock"
+    """Where the coordinator of run ``run_key`` on ``host`` listens: the host's name hashed, as a
+    socket's whole path must fit in 107 bytes (a long host name, or a noise directory of 50
+    characters, had left too few)."""
+    return noise_dir() / f"{PREFIX}{run_key}-{hashlib.sha1(host.encode()).hexdigest()[:8]}.sock"
 
 
 def send(sock: socket.socket, obj) -> None:
@@ -82,13 +85,17 @@ class Runner:
         self.config, self.reference = setup["config"], setup["reference"]
         self.dim, self.obs_dim = setup["dim"], setup["obs_dim"]
         self.noise = NoiseTable(self.config.noise_table_size, self.config.noise_seed)
-        self._versions: dict[int, Version] = {}
+        self._versions: dict[int, tuple] = {}  # version -> (its file's identity, Version)
 
     def version(self, v: int) -> Version:
-        if v not in self._versions:
+        """Version ``v``'s file, mapped; mapped again if the file is not the one mapped before (a
+        new coordinator made it again after ``host_state.sweep`` removed it)."""
+        path = version_file(self.run_key, self.host, v)
+        identity = _identity(path)[:2]
+        if self._versions.get(v, (None,))[0] != identity:
             self._versions = {k: x for k, x in self._versions.items() if k >= v - 1}
-            self._versions[v] = Version.open(version_file(self.run_key, self.host, v), self.dim, self.obs_dim)
-        return self._versions[v]
+            self._versions[v] = identity, Version.open(path, self.dim, self.obs_dim)
+        return self._versions[v][1]
 
     def run(self, chunk: dict):
         """The result of one chunk: slices of an update (None), or episodes (``run_episodes``)."""

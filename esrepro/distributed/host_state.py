@@ -1,13 +1,15 @@
 """The state of a run on one host: one file per version of the parameters, shared by the host's
 processes (docs/design.md, "Distribution").
 
-The host's coordinator (``coordinator.Coordinator``) owns the files; its worker processes read the
-parameters and observation statistics of a version from them, and in the scalar communication
+The host's coordinator (``coordinator.Coordinator``) owns the files, and holds the run's lock file
+on the host while it lives (``claim``); its worker processes read the parameters and observation
+statistics of a version from them, and in the scalar communication
 mode (paper Algorithm 2) compute the next version's slices into them. A version's file holds, as
 float32: the parameters, Adam's two moments (scalar mode; zeros in broadcast mode), then the
 observation mean and std (MuJoCo; none for Atari). It lives in the host's noise directory
 (``es.noise.noise_dir``: /dev/shm by default), so a version costs one copy per host whatever the
-number of its processes.
+number of its processes. A run that ends removes its files; a run that was killed leaves them,
+until a later run's coordinator on the host sweeps them away (``sweep``).
 
 The update is elementwise over the parameters (``OpenES.step``), so it is cut into slices that
 the host's processes compute one each, all at once (``slices``): a slice is bit-identical to the
@@ -15,7 +17,10 @@ same elements of the whole update, whatever the cut, and the host reads the nois
 update instead of once per process.
 """
 
+import collections
+import fcntl
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +33,62 @@ from esrepro.es.strategy import ESState, OpenES
 #: the pairs' weights) stay small beside its share of the noise table. A 256-256 policy's update
 #: (159,505 parameters) still splits 18 ways, one slice for each process of an 18-process host.
 SLICE = 8_192
+#: Seconds a killed run's files stay untouched before ``sweep`` removes them.
+STALE_S = 600
+#: What every file of a run on a host starts with: ``esrepro-host-<run key>-<host>``.
+PREFIX = "esrepro-host-"
 
 
 def version_file(run_key: str, host: str, version: int) -> Path:
     """The file of ``version`` of run ``run_key`` on ``host`` (an address's host part)."""
-    return noise_dir() / f"esrepro-host-{run_key}-{host}-{version}.bin"
+    return noise_dir() / f"{PREFIX}{run_key}-{host}-{version}.bin"
+
+
+def lock_file(run_key: str, host: str) -> Path:
+    """Run ``run_key``'s lock file on ``host`` (``claim``)."""
+    return noise_dir() / f"{PREFIX}{run_key}-{host}.lock"
+
+
+def claim(run_key: str, host: str) -> int:
+    """Hold run ``run_key``'s lock on ``host`` (a shared ``flock`` of its lock file) until the
+    descriptor returned is closed or the process ends; ``sweep`` leaves the files of a run whose
+    lock is held alone."""
+    fd = os.open(lock_file(run_key, host), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def sweep() -> list[Path]:
+    """Remove the files of killed runs from this host's noise directory: runs whose lock nobody
+    holds (their coordinators' processes are gone) and whose files were all left untouched for
+    ``STALE_S`` seconds. Returns the paths removed."""
+    runs = collections.defaultdict(list)
+    for path in noise_dir().glob(f"{PREFIX}*"):
+        runs[path.name[len(PREFIX):].split("-", 1)[0]].append(path)  # run keys are hex, without "-"
+    removed = []
+    for paths in runs.values():
+        try:
+            if time.time() - max(p.stat().st_mtime for p in paths) < STALE_S or any(_held(p) for p in paths
+                                                                                    if p.suffix == ".lock"):
+                continue
+        except FileNotFoundError:  # its run is ending: it removes its own
+            continue
+        for path in paths:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _held(lock: Path) -> bool:
+    """Whether a live process holds ``lock`` (``claim``)."""
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def slices(dim: int, workers: int) -> list[tuple[int, int]]:

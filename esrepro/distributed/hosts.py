@@ -99,7 +99,7 @@ class Hosts:
                  simulate: dict | None = None):
         self.client, self.config, self.es, self.obstat, self.log = client, config, es, obstat, log
         self.version, self.reference, self.obs_dim, self.simulate = version, reference, obs_dim, simulate
-        self.run_key = uuid.uuid4().hex
+        self.run_key = uuid.uuid4().hex[:16]  # short: it is in the name of each host's socket
         self._last_update: Update | None = None
         self._coordinators: dict[str, Link] = {}  # host -> the connection to its coordinator
         self._futures: dict[str, object] = {}  # host -> the coordinator's actor future
@@ -396,7 +396,11 @@ class _Round:
                 hosts._chunks_rerun[f"{host}-{id(coordinators[host])}"] = reply["chunks_rerun"]
                 hosts.bytes_from_workers += len(reply["results"])
                 self._record(host, pickle.loads(reply["results"]))
-                if self.finished() or (self.first_come is not None and self._full()):
+                if self.finished():
+                    continue
+                if self.first_come is not None and self._full():  # only the evaluation is awaited
+                    if any(item[0] == EVAL for item in self.assigned.get(host, {})):  # here: report once done
+                        calls[host] = asyncio.ensure_future(hosts._call(host, "add", _pack([]), False, None))
                     continue
                 more = bool(self.pool) or self.first_come is not None
                 if more or self.assigned.get(host):
