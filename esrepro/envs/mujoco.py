@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 
+from esrepro.policies import mlp
 from esrepro.policies.mlp import MLPPolicy
 
 
@@ -67,7 +68,8 @@ def num_params(env_id: str, params: dict) -> int:
     """Length of the parameter vector of ``env_id``'s policy for the run parameters ``params``
     (``hidden``, ``action_bins``), known before any run starts (the workflow checks the noise table
     against it)."""
-    return MLPPolicy(*_spaces(env_id), params["hidden"], params["action_bins"]).num_params
+    obs_dim, low, _ = _spaces(env_id)
+    return mlp.num_params(obs_dim, low.size, params["hidden"], params["action_bins"])
 
 
 def make_policy(env: gym.Env, params: MujocoParams, reference=None) -> MLPPolicy:

@@ -86,6 +86,21 @@ def _forward(obs, stats, flat, sizes, actions_table, bins, work, out):  # pragma
                 out[r, d] = min(max(x[d], actions_table[d, 0]), actions_table[d, 1])
 
 
+def num_params(obs_dim: int, action_dim: int, hidden, action_bins: int = 0) -> int:
+    """Length of an ``MLPPolicy``'s flat parameter vector, counted without building one (a run's
+    checks call it before any work, on whatever sizes a config gives).
+
+    Raises
+    ------
+    ValueError
+        If ``action_bins`` is 1 or negative.
+    """
+    if action_bins == 1 or action_bins < 0:
+        raise ValueError(f"action_bins must be 0 (continuous) or >= 2, got {action_bins}")
+    sizes = [obs_dim, *hidden, action_dim * action_bins if action_bins else action_dim]
+    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
+
+
 class MLPPolicy:
     """A tanh MLP mapping a normalized observation to an action.
 
@@ -112,12 +127,10 @@ class MLPPolicy:
         self.high = np.asarray(action_high, dtype=np.float32)
         self.action_dim = self.low.size
         self.action_bins = int(action_bins)
-        if self.action_bins == 1 or self.action_bins < 0:
-            raise ValueError(f"action_bins must be 0 (continuous) or >= 2, got {action_bins}")
+        self.num_params = num_params(obs_dim, self.action_dim, hidden, self.action_bins)
         out = self.action_dim * self.action_bins if self.action_bins else self.action_dim
         sizes = [obs_dim, *hidden, out]
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        self.num_params = sum(i * o + o for i, o in self.shapes)
         self.sizes = np.array(sizes, dtype=np.int64)
         bins = np.linspace(self.low, self.high, self.action_bins, axis=1, dtype=np.float32)  # (action_dim, bins)
         self.actions_table = np.concatenate([self.low[:, None], self.high[:, None], bins], axis=1)
