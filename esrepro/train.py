@@ -89,7 +89,7 @@ class Trainer:
 
         In scalar mode the master's own tell waits for the next round: the update goes to the
         workers first, and the master applies it while they apply it to their replicas and run
-        the round (``_tell``), not while they wait."""
+        the round (``_catch_up``), not while they wait. So does writing progress.csv."""
         iteration = self.iteration + 1
         cap = self._episode_cap()
         pairs, evaluation, dropped = self._population(iteration, cap)  # ask and evaluate, on the hosts
@@ -114,6 +114,13 @@ class Trainer:
                         "dropped_episodes": dropped}
         if not self.config.scalar:  # broadcast: the next round's payload is the updated parameters
             self._tell()
+
+    def _catch_up(self):
+        """What the master does while the hosts run a round (in a thread of its own, ``Hosts``),
+        and before a checkpoint: apply the untold update (``_tell``) and write progress.csv with
+        the rows so far (a whole file each time, so it is kept off the critical path)."""
+        self._tell()
+        write_progress(self.out_dir / "progress.csv", self.rows, ES_COLUMNS)
 
     def _tell(self):
         """Apply the untold update to the master's state (``es``, ``obstat``) and complete the
@@ -185,10 +192,11 @@ class Trainer:
         n, minimum = self.config.pairs_per_iteration, self.config.min_timesteps_per_iteration
         evals = list(range(self.config.eval_episodes))
         if not self.config.deterministic:
-            pairs, evaluation, dropped = self.workers.run_first_come(iteration, n, minimum, evals, cap, self._tell)
+            pairs, evaluation, dropped = self.workers.run_first_come(iteration, n, minimum, evals, cap,
+                                                                     self._catch_up)
             return pairs, _evaluation(evaluation), dropped
         chunk = self.chunk_pairs and 2 * self.chunk_pairs
-        results, evaluation = self.workers.run(iteration, range(n), evals, cap, chunk, meanwhile=self._tell)
+        results, evaluation = self.workers.run(iteration, range(n), evals, cap, chunk, meanwhile=self._catch_up)
         lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
         while lengths < minimum:
             extra = math.ceil((minimum - lengths) / (2 * lengths / (2 * n)))
@@ -208,7 +216,7 @@ class Trainer:
     def _evaluate(self, iteration):
         """The evaluation of the parameters of version ``iteration``, in a round of its own."""
         _, evaluation = self.workers.run(iteration, range(0), list(range(self.config.eval_episodes)), None,
-                                         meanwhile=self._tell)
+                                         meanwhile=self._catch_up)
         return _evaluation(evaluation)
 
     def _budget_spent(self):
@@ -222,7 +230,7 @@ class Trainer:
 
     # -- state and outputs ---------------------------------------------------------------
     def _checkpoint(self):
-        self._tell()
+        self._catch_up()
         state = asdict(self.es.state())
         scalars = {"adam_t": state.pop("adam_t"), "iteration": self.iteration, "timesteps": self.timesteps,
                    "episodes": self.episodes, "wall_time_s": self.wall_time_s, "rows": self.rows,
@@ -244,13 +252,13 @@ class Trainer:
             self.rows.pop()  # a finished run's last row: made again by the next round
 
     def _record(self, row):
-        """Append the current parameters' row; its time is the run's time since the last row."""
+        """Append the current parameters' row (progress.csv gets it in ``_catch_up``); its time is
+        the run's time since the last row."""
         now = time.perf_counter()
         seconds, self._since = now - self._since, now
         self.wall_time_s += seconds
         self.rows.append({"iteration": self.iteration, "timesteps": self.timesteps, "episodes": self.episodes,
                           "wall_time_s": self.wall_time_s, "iteration_time_s": seconds, **row})
-        write_progress(self.out_dir / "progress.csv", self.rows, ES_COLUMNS)
         r = self.rows[-1]
         self.log(f"{self.config.env_id} seed {self.config.seed} | iter {r['iteration']:4d}"
                  f" | timesteps {r['timesteps']:>10,d} | pop return mean {r.get('return_mean', np.nan):9.2f}"
