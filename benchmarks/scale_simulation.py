@@ -21,11 +21,15 @@ the median over the steady iterations of: the time per iteration, the ideal time
 episodes that made the batch and of the evaluation, divided by N), the efficiency (ideal /
 measured; dropped and abandoned work is waste), the ceiling (the efficiency with free
 coordination, ``scheduling_bound.py``, one episode per unit, the same lengths), efficiency /
-ceiling, the messages through the scheduler, the master's calls to hosts, and the CPU seconds of
-the master, the scheduler and the hosts' processes. Each row replaces the row of the same N and rule
-in ``--csv`` (default ``results/scale_simulation.csv``, which Figure 1 draws; rows of other N and
-rules are kept; a file of another format is replaced), and it ends with one ``SUMMARY`` line for the
-largest N.
+ceiling, the bound of this machine (ideal x cores / the CPU seconds below: an iteration cannot take
+less than its CPU seconds over the cores; where this bound is below the ceiling, the machine, not
+the design, sets the efficiency), the master's critical path (``Hosts.handover_s``: from an
+iteration's last result in to the next iteration's calls to the hosts out; the goal is 5% of the
+ideal time), the messages through the scheduler, the master's calls to hosts, and the CPU seconds
+of the master, the scheduler and the hosts' processes. Each row replaces the row of the same N and
+rule in ``--csv`` (default ``results/scale_simulation.csv``, which Figure 1 draws; rows of other N
+and rules are kept; a file of another format is replaced), and it ends with one ``SUMMARY`` line
+for the largest N.
 
     .venv/bin/python benchmarks/scale_simulation.py                      # N = 18 144 720 1440
     .venv/bin/python benchmarks/scale_simulation.py --workers 18 144 --iterations 3
@@ -116,10 +120,11 @@ def step_seconds(env_id: str, episodes: int = 16) -> tuple[float, int]:
     return (time.perf_counter() - t0) / steps, policy.num_params
 
 
-def slice_seconds(pairs: int, num_params: int) -> tuple[float, float]:
-    """Seconds here of (one slice of the replica update, the whole update in one process) on the
-    paper's table (``host_state.compute_slice``, ``OpenES.step``)."""
-    from esrepro.distributed.host_state import Version, compute_slice
+def slice_seconds(pairs: int, num_params: int, workers: int) -> tuple[float, float]:
+    """Seconds here of (one slice of the replica update on a host of ``workers`` processes, the
+    whole update in one process) on the paper's table (``host_state.compute_slice``,
+    ``OpenES.step``)."""
+    from esrepro.distributed.host_state import Version, compute_slice, slices
     from esrepro.es.noise import PAPER_SEED, PAPER_SIZE, NoiseTable
     from esrepro.es.strategy import OpenES
 
@@ -134,7 +139,7 @@ def slice_seconds(pairs: int, num_params: int) -> tuple[float, float]:
         previous = Version.open(Path(tmp) / "a.bin", num_params, 0, create=True)
         new = Version.open(Path(tmp) / "b.bin", num_params, 0, create=True)
         t0 = time.perf_counter()
-        compute_slice(previous, new, 0, 1, noise, 0.01, 0.005, indices, returns)
+        compute_slice(previous, new, *slices(num_params, workers)[0], 1, noise, 0.01, 0.005, indices, returns)
         one = time.perf_counter() - t0
     return one, whole
 
@@ -220,6 +225,7 @@ def simulate(hosts: int, batch: str, args, sim: dict, params: dict) -> dict:
                 work = pairs["pairs"] * 2 * pairs["length_mean"] + config.eval_episodes * row["eval_length_mean"]
                 rows.append({"iteration_s": row["iteration_time_s"], "ideal_s": work * sim["step_s"] / n_workers,
                              **{f"{k}_cpu_s": c.take() for k, c in cpu.items()}, "scheduler_messages": messages,
+                             "handover_s": trainer.workers.handover_s or np.nan,
                              "host_calls": trainer.workers.calls - calls, "dropped": pairs["dropped_episodes"]})
                 print(f"N={n_workers} {batch} iteration {i}: {row['iteration_time_s']:.2f} s (ideal "
                       f"{rows[-1]['ideal_s']:.2f} s), pairs {pairs['pairs']}, mean length {pairs['length_mean']:.0f}, "
@@ -227,9 +233,11 @@ def simulate(hosts: int, batch: str, args, sim: dict, params: dict) -> dict:
                       f"{pairs['dropped_episodes']} episodes dropped", flush=True)
             trainer.workers.close()
         steady = rows[2:]  # the first rounds install the state and start the hosts
-        out = {k: float(np.median([r[k] for r in steady])) for k in steady[0]}
+        out = {k: float(np.nanmedian([r[k] for r in steady])) for k in steady[0]}
+        cpu_s = sum(out[f"{k}_cpu_s"] for k in cpu)  # an iteration here takes at least cpu_s / cores
         return out | {"workers": n_workers, "hosts": hosts, "batch": batch,
-                      "efficiency": out["ideal_s"] / out["iteration_s"]}
+                      "efficiency": out["ideal_s"] / out["iteration_s"],
+                      "machine_bound": out["ideal_s"] * psutil.cpu_count() / cpu_s}
     finally:
         for p in procs:
             p.kill()
@@ -267,6 +275,8 @@ def main():
     ap.add_argument("--stage", default="last", help="recorded iteration to draw lengths from (or 'last')")
     ap.add_argument("--pairs", type=int, default=5000, help="pairs per iteration (paper: 10,000 episodes)")
     ap.add_argument("--min-timesteps", type=int, default=100_000)
+    ap.add_argument("--step-us", type=float, help="simulated microseconds per env step (default: measured here "
+                    "now; give one to compare sittings, as this machine's speed changes by +-20%%)")
     ap.add_argument("--csv", default=str(HERE / "results" / "scale_simulation.csv"),
                     help="csv whose rows of the same N and rule are replaced ('' : none)")
     args = ap.parse_args()
@@ -274,7 +284,8 @@ def main():
     limit = gym.spec(args.env).max_episode_steps
     stage, lengths = recorded_lengths(args.lengths, args.stage, 1.0, None, limit)
     step_s, num_params = step_seconds(args.env)
-    slice_s, whole_s = slice_seconds(args.pairs, num_params)
+    step_s = step_s if args.step_us is None else args.step_us * 1e-6
+    slice_s, whole_s = slice_seconds(args.pairs, num_params, args.host_workers)
     params = {"hidden": [256, 256], "pairs_per_iteration": args.pairs, "min_timesteps_per_iteration":
               args.min_timesteps, "noise_table_size": 250_000_000, "eval_episodes": 10, "iterations": 10**6,
               "communication": "scalar"}
@@ -283,13 +294,16 @@ def main():
     sim = {"workers": args.host_workers, "lengths": lengths.astype(int).tolist(), "step_s": step_s,
            "slice_s": slice_s}
     print(f"episode lengths: {stage} of {args.lengths} (mean {lengths.mean():.0f}, max {lengths.max():.0f}); "
-          f"{1e6 * step_s:.0f} us per step; a slice of the replica update {slice_s:.3f} s (the whole update in one "
-          f"process {whole_s:.2f} s); {args.host_workers} workers per host")
-    fields = ["batch", "workers", "hosts", "iteration_s", "ideal_s", "efficiency", "ceiling", "master_cpu_s",
-              "scheduler_cpu_s", "hosts_cpu_s", "scheduler_messages", "host_calls", "dropped"]
-    print("| N | batch | iteration s | ideal s | efficiency | ceiling | efficiency / ceiling | scheduler messages "
-          "| calls to hosts | master CPU s | scheduler CPU s | hosts' CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"{1e6 * step_s:.0f} us per step ({'measured' if args.step_us is None else 'given'}); a slice of the "
+          f"replica update {slice_s:.3f} s (the whole update in one process {whole_s:.2f} s); {args.host_workers} "
+          "workers per host")
+    fields = ["batch", "workers", "hosts", "iteration_s", "ideal_s", "efficiency", "ceiling", "machine_bound",
+              "handover_s", "master_cpu_s", "scheduler_cpu_s", "hosts_cpu_s", "scheduler_messages", "host_calls",
+              "dropped"]
+    print("| N | batch | iteration s | ideal s | efficiency | ceiling | efficiency / ceiling | bound here "
+          "| handover s (/ ideal) | scheduler messages | calls to hosts | master CPU s | scheduler CPU s "
+          "| hosts' CPU s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = {}
     for n in args.workers:  # each row printed and saved as soon as it is measured
         hosts = max(1, n // args.host_workers)
@@ -300,7 +314,8 @@ def main():
                                    min_timesteps=args.min_timesteps)}
             results[n, batch] = r
             print(f"| {n} | {batch} | {r['iteration_s']:.2f} | {r['ideal_s']:.2f} | {r['efficiency']:.2f} "
-                  f"| {r['ceiling']:.2f} | {r['efficiency'] / r['ceiling']:.2f} | {r['scheduler_messages']:.0f} "
+                  f"| {r['ceiling']:.2f} | {r['efficiency'] / r['ceiling']:.2f} | {r['machine_bound']:.2f} "
+                  f"| {r['handover_s']:.3f} ({r['handover_s'] / r['ideal_s']:.1%}) | {r['scheduler_messages']:.0f} "
                   f"| {r['host_calls']:.0f} | {r['master_cpu_s']:.2f} | {r['scheduler_cpu_s']:.2f} "
                   f"| {r['hosts_cpu_s']:.2f} |", flush=True)
             if args.csv:
