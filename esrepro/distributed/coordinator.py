@@ -3,8 +3,8 @@
 
 It is a Dask actor on one worker process of the host, and its methods run on that process's event
 loop. The master calls it a few times per round (``hosts.Hosts``), over one connection held for the
-run (``link``: cheaper than an actor call each time): a round's first call brings the
-new version of the parameters (the update's scalars, the parameters themselves, or the full state)
+run (``link``: cheaper than an actor call each time): a round's first call brings the new version
+of the parameters (the update's scalars, the parameters themselves, or the full state)
 and a block of episodes; later calls bring more blocks until the round is done. In between, the
 host's worker processes (``host_queue.serve``) take chunks of the queue over a Unix socket: first
 the update's slices, then episodes, a chunk at a time (guided: each takes 1/(2 x workers) of what
@@ -128,17 +128,18 @@ class Coordinator:
         return await self.add(items, more, chunk_items)
 
     async def add(self, items: bytes, more: bool, chunk_items=None) -> dict:
-        """Queue ``items`` (a pickled list of ``tasks.run_episodes``'s items) and report back once the queue holds
-        fewer items than the host has workers (``more``: the master has more for it) or once every
-        item of the round is done. ``chunk_items``: items per chunk (None: guided).
+        """Queue ``items`` (a pickled list of ``tasks.run_episodes``'s items) and report back once
+        the queue holds fewer items than the host has workers (``more``: the master has more for
+        it) or once every item of the round is done. ``chunk_items``: items per chunk (None:
+        guided).
 
         Returns
         -------
         dict
             ``results``: ``run_episodes`` results returned since the last report (a pickled
-            list: Dask would walk a list item by item); ``crc``: the
-            checksum of the version's parameters; ``workers``: processes connected;
-            ``chunks_rerun``: chunks handed out again so far because their process died.
+            list: Dask would walk a list item by item); ``crc``: the checksum of the version's
+            parameters; ``workers``: processes connected; ``chunks_rerun``: chunks handed out
+            again so far because their process died.
         """
         self.queue.extend(pickle.loads(items))
         self.context["chunk_items"] = chunk_items

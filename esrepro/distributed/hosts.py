@@ -3,9 +3,9 @@
 
 The run's Dask workers are grouped into hosts by the host part of their addresses. Each host gets a
 coordinator (``coordinator.Coordinator``, a Dask actor on one of its workers, which the master calls
-over one connection held for the run, ``link.Link``) and every worker
-process of the run serves its host's coordinator (``host_queue.HostWorkerPlugin``). A round (the
-episodes of one version of the parameters) costs the master a few actor calls per host, whatever
+over one connection held for the run, ``link.Link``) and every worker process of the run serves its
+host's coordinator (``host_queue.HostWorkerPlugin``). A round (the
+episodes of one version of the parameters) costs the master a few calls per host, whatever
 the number of episodes or workers: the first brings the new version and a block of episodes, the
 next ones more blocks as the host's queue runs low (guided: each block is 1/2 of the host's share of
 what is left, at least one episode per worker), and the last one its remaining results. The
