@@ -3,8 +3,8 @@ processes (docs/design.md, "Distribution").
 
 The host's coordinator (``coordinator.Coordinator``) owns the files, and holds the run's lock file
 on the host while it lives (``claim``); its worker processes read the parameters and observation
-statistics of a version from them, and in the scalar communication
-mode (paper Algorithm 2) compute the next version's slices into them. A version's file holds, as
+statistics of a version from them, and in the scalar communication mode (paper Algorithm 2)
+compute the next version's slices into them. A version's file holds, as
 float32: the parameters, Adam's two moments (scalar mode; zeros in broadcast mode), then the
 observation mean and std (MuJoCo; none for Atari). It lives in the host's noise directory
 (``es.noise.noise_dir``: /dev/shm by default), so a version costs one copy per host whatever the
@@ -68,8 +68,8 @@ def sweep() -> list[Path]:
     removed = []
     for paths in runs.values():
         try:
-            if time.time() - max(p.stat().st_mtime for p in paths) < STALE_S or any(_held(p) for p in paths
-                                                                                    if p.suffix == ".lock"):
+            if (time.time() - max(p.stat().st_mtime for p in paths) < STALE_S
+                    or any(_held(p) for p in paths if p.suffix == ".lock")):
                 continue
         except FileNotFoundError:  # its run is ending: it removes its own
             continue
