@@ -86,9 +86,9 @@ def _forward(obs, stats, flat, sizes, actions_table, bins, work, out):  # pragma
                 out[r, d] = min(max(x[d], actions_table[d, 0]), actions_table[d, 1])
 
 
-def num_params(obs_dim: int, action_dim: int, hidden, action_bins: int = 0) -> int:
-    """Length of an ``MLPPolicy``'s flat parameter vector, counted without building one (a run's
-    checks call it before any work, on whatever sizes a config gives).
+def layer_sizes(obs_dim: int, action_dim: int, hidden, action_bins: int = 0) -> list[int]:
+    """An ``MLPPolicy``'s layer sizes: the observation, the hidden layers, the output (the actions,
+    or ``action_dim * action_bins`` logits).
 
     Raises
     ------
@@ -97,7 +97,13 @@ def num_params(obs_dim: int, action_dim: int, hidden, action_bins: int = 0) -> i
     """
     if action_bins == 1 or action_bins < 0:
         raise ValueError(f"action_bins must be 0 (continuous) or >= 2, got {action_bins}")
-    sizes = [obs_dim, *hidden, action_dim * action_bins if action_bins else action_dim]
+    return [obs_dim, *hidden, action_dim * action_bins if action_bins else action_dim]
+
+
+def num_params(obs_dim: int, action_dim: int, hidden, action_bins: int = 0) -> int:
+    """Length of an ``MLPPolicy``'s flat parameter vector, counted without building one (a run's
+    checks call it before any work, on whatever sizes a config gives). Raises as ``layer_sizes``."""
+    sizes = layer_sizes(obs_dim, action_dim, hidden, action_bins)
     return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
 
 
@@ -127,10 +133,9 @@ class MLPPolicy:
         self.high = np.asarray(action_high, dtype=np.float32)
         self.action_dim = self.low.size
         self.action_bins = int(action_bins)
-        self.num_params = num_params(obs_dim, self.action_dim, hidden, self.action_bins)
-        out = self.action_dim * self.action_bins if self.action_bins else self.action_dim
-        sizes = [obs_dim, *hidden, out]
+        sizes = layer_sizes(obs_dim, self.action_dim, hidden, self.action_bins)
         self.shapes = list(zip(sizes[:-1], sizes[1:]))
+        self.num_params = num_params(obs_dim, self.action_dim, hidden, self.action_bins)
         self.sizes = np.array(sizes, dtype=np.int64)
         bins = np.linspace(self.low, self.high, self.action_bins, axis=1, dtype=np.float32)  # (action_dim, bins)
         self.actions_table = np.concatenate([self.low[:, None], self.high[:, None], bins], axis=1)
