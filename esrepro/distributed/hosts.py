@@ -398,16 +398,15 @@ class _Round:
                 self._record(host, pickle.loads(reply["results"]))
                 if self.finished():
                     continue
-                if self.first_come is not None and self._full():  # only the evaluation is awaited
-                    if any(item[0] == EVAL for item in self.assigned.get(host, {})):  # here: report once done
-                        calls[host] = asyncio.ensure_future(hosts._call(host, "add", _pack([]), False, None))
-                    continue
-                more = bool(self.pool) or self.first_come is not None
+                # more for the host, or (the pool empty, or a first-come batch full and only its
+                # evaluation awaited) a call that reports once what the host holds is done
+                full = self.first_come is not None and self._full()
+                more = not full and (bool(self.pool) or self.first_come is not None)
                 if more or self.assigned.get(host):
                     block = _pack(self._take(host) if more else [])
                     hosts.bytes_to_workers += len(block)
-                    calls[host] = asyncio.ensure_future(hosts._call(
-                        host, "add", block, bool(self.pool) or self.first_come is not None, self.chunk_items))
+                    more = more and (bool(self.pool) or self.first_come is not None)  # after the take
+                    calls[host] = asyncio.ensure_future(hosts._call(host, "add", block, more, self.chunk_items))
             if self.first_come is not None and self.finished():
                 break
         await state  # done before the round ends, even one whose hosts were all lost
