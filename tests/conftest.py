@@ -20,10 +20,11 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.path.name != "test_slurm.py")
 
 
-def run_cli(*args, cwd=None, timeout=300):
-    """Run ``python -m esrepro ARGS``; returns the CompletedProcess (text)."""
-    return subprocess.run([sys.executable, "-m", "esrepro", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+def run_cli(*args, cwd=None, timeout=300, env=None):
+    """Run ``python -m esrepro ARGS`` with ``env`` added to the environment; returns the
+    CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "esrepro", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {}))
 
 
 def run_snakemake(*args, cwd, timeout=600):

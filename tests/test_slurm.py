@@ -1,7 +1,7 @@
 """ES runs and the workflow on a real Slurm: a one-node cluster on 127.0.0.1 (`tests/slurm/slurm.sh
 start`, as root). Each compares with a local run, bit for bit where the results are deterministic:
 
-- (b) dask-jobqueue SLURMCluster: sbatch jobs are the Dask workers, cancelled at the end;
+- (b) dask-jobqueue SLURMCluster: sbatch jobs are the Dask workers, each job a host, cancelled at the end;
 - PBSCluster's job script through Slurm's `qsub`/`qdel` wrappers (Slurm underneath, not a PBS server);
 - (c) SLURMRunner: every task of `srun -n 5` runs the command (scheduler, ES master, 3 workers);
 - a scaling run through a cluster template: the template's jobs of 1 core become exactly the run's
@@ -159,21 +159,29 @@ def test_accounting_records_are_read_whole(tmp_path):
                    "Partition": PARTITION, "NCPUS": "1", "Timelimit": "00:03:00"}
 
 
-def test_slurm_batch_jobs(tmp_path, reference):
-    """(b) Two sbatch jobs of 2 workers each; the run waits for the 4 workers and cancels the jobs."""
-    cluster = batch_cluster(tmp_path / "slurm.yaml", "slurm", jobs=2, log_directory=str(tmp_path / "logs"))
-    done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", cwd=tmp_path, timeout=300)
+def test_slurm_batch_jobs_are_hosts(tmp_path, reference):
+    """(b) Two sbatch jobs of 2 workers each, each job a host: its workers listen on a loopback
+    address of its own (127.0.0.<2 + job id % 200>, set through dask-jobqueue's
+    ``worker-extra-args``), as two jobs on two nodes have two addresses. The run waits for the 4
+    workers, gives each job a coordinator, gets the local run's bits and cancels the jobs."""
+    cluster = batch_cluster(tmp_path / "slurm.yaml", "slurm", jobs=2, interface=None,
+                            log_directory=str(tmp_path / "logs"))
+    per_job_host = {"DASK_JOBQUEUE__SLURM__WORKER_EXTRA_ARGS": '["--host", "127.0.0.$((2+SLURM_JOB_ID%200))"]'}
+    done = run_cli(*RUN, "--cluster", cluster, "--out", tmp_path / "out", cwd=tmp_path, timeout=300,
+                   env=per_job_host)
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_run(tmp_path / "out", reference)
-    assert workers_of(tmp_path / "out") == 4
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert (run["workers"], run["hosts"]) == (4, 2), run
 
     logs = sorted((tmp_path / "logs").glob("dask-worker-*.err"))
-    jobs = ended(["-j", ",".join(log.stem.rsplit("-", 1)[1] for log in logs)],
-                 "JobID,State,Account,Partition,NCPUS,Timelimit", count=2)
+    job_ids = [log.stem.rsplit("-", 1)[1] for log in logs]
+    jobs = ended(["-j", ",".join(job_ids)], "JobID,State,Account,Partition,NCPUS,Timelimit", count=2)
     assert {(job["State"].split()[0], job["Account"], job["Partition"], job["NCPUS"], job["Timelimit"])
             for job in jobs} == {("CANCELLED", ACCOUNT, PARTITION, "2", "00:10:00")}, jobs
-    for log in logs:  # each job: 2 worker processes, TLS on loopback (dask-jobqueue's temporary certificates)
-        assert len(re.findall(r"Start worker at:\s+tls://127\.0\.0\.1:", log.read_text())) == 2, log.read_text()
+    for job_id, log in zip(job_ids, logs):  # each job: 2 worker processes, TLS, on the job's own address
+        host = re.escape(f"127.0.0.{2 + int(job_id) % 200}")
+        assert len(re.findall(rf"Start worker at:\s+tls://{host}:", log.read_text())) == 2, log.read_text()
     assert not list(tmp_path.glob(".dask-jobqueue.worker.*")), "temporary TLS files left behind"
 
 
