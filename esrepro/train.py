@@ -197,13 +197,13 @@ class Trainer:
             return pairs, _evaluation(evaluation), dropped
         chunk = self.chunk_pairs and 2 * self.chunk_pairs
         results, evaluation = self.workers.run(iteration, range(n), evals, cap, chunk, meanwhile=self._catch_up)
-        lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
+        lengths = _timesteps(results)
         while lengths < minimum:
             extra = math.ceil((minimum - lengths) / (2 * lengths / (2 * n)))
             more, _ = self.workers.run(iteration, range(n, n + extra), [], cap, chunk)
             results |= more
             n += extra
-            lengths = sum(ep[5] for episodes in results.values() for ep in episodes)
+            lengths += _timesteps(more)
         pairs = [results[j] for j in range(n)]
         return pairs, _evaluation(evaluation), 0
 
@@ -273,6 +273,11 @@ class Trainer:
             kind = {"obs_mean": self.obstat.mean, "obs_std": self.obstat.std, "hidden": np.array(p.hidden),
                     "action_bins": np.array(p.action_bins)}
         write_npz(self.out_dir / "policy.npz", theta=self.es.theta, env_id=np.array(self.config.env_id), **kind)
+
+
+def _timesteps(pairs: dict) -> int:
+    """Timesteps of the pairs' episodes (``run_episodes`` results, by pair index)."""
+    return sum(ep[5] for episodes in pairs.values() for ep in episodes)
 
 
 def _evaluation(results: list) -> dict:

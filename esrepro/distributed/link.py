@@ -75,8 +75,12 @@ class Link:
             raise OSError(f"the connection to {self.comm.peer_address} is closed")
         call_id, self._next_id = self._next_id, self._next_id + 1
         reply = self._waiting[call_id] = asyncio.get_running_loop().create_future()
-        async with self._lock:
-            await self.comm.write({"id": call_id, "data": pickle.dumps((method, args), protocol=5)})
+        try:
+            async with self._lock:
+                await self.comm.write({"id": call_id, "data": pickle.dumps((method, args), protocol=5)})
+        except BaseException:  # not sent (closed meanwhile, or cancelled): no reply to wait for
+            self._waiting.pop(call_id, None)
+            raise
         return await reply
 
     async def _read(self):
