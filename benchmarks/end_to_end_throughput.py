@@ -237,8 +237,10 @@ def main():
               f"{ratios[w][1]:>6.2f} | {np.median(physics):>13.2f} {expected:>10.2f} | {'':>11} "
               + " ".join(f"{x:>{n}.2f}" for x, n in zip(shares, (8, 6, 7, 8))) + f" | {master_cpu:.3f}")
         in_tasks = np.median(rounds[:, 8] / rounds[:, 9])
+        in_workers = np.median(rounds[:, 9] / rounds[:, 1])
         print(f"   the run's env.step calls at {in_tasks:.2f}x the speed of the same episodes replayed one after "
-              "another in the same workers right after the iteration (median of per-round ratios)")
+              "another in the same workers right after the iteration; that replay in the workers at "
+              f"{in_workers:.2f}x the bare replay (medians of per-round ratios)")
     to_replay = min(r for _, r in ratios.values())
     print(f"SUMMARY end_to_end_throughput {args.env}: ratio_to_replay={to_replay:.2f} (the lower of "
           + ", ".join(f"W={w} {r:.2f}" for w, (_, r) in ratios.items()) + f"; target >= {TARGET}: "

