@@ -154,15 +154,13 @@ class Coordinator:
         return {"results": pickle.dumps(results, protocol=5), "crc": self.crc, "workers": self.connected,
                 "chunks_rerun": self.chunks_rerun}
 
-    async def abandon(self) -> int:
+    async def abandon(self) -> None:
         """Drop the round's queued items and the results of its chunks in flight (the first-come
-        batch is full); returns how many items that was."""
-        dropped = len(self.queue) + self.in_flight
+        batch is full; the master counts them)."""
         self.queue.clear()
         self.round += 1
         self.in_flight = 0
         self._wake()
-        return dropped
 
     async def close(self) -> None:
         """End the run on this host: the worker processes stop serving it, the files go."""

@@ -113,6 +113,7 @@ class Hosts:
         self.seen: set[str] = set()  # every host the run has had
         self._chunks_rerun: dict[str, int] = {}  # host -> its coordinator's count
         self._payload: tuple = (None, b"")  # ((kind, version), pickled) of the last payload
+        self._detached: set = set()  # calls not awaited (``detach``), held until done
         if simulate is None:
             client.register_plugin(HostWorkerPlugin(self.run_key), name=f"esrepro-{self.run_key}")
 
@@ -275,6 +276,13 @@ class Hosts:
         self.log(f"sent the full state (version {self.version}) to host {host}")
         return payload
 
+    def detach(self, call) -> None:
+        """Run the coroutine ``call`` without awaiting it; what it returns or raises is ignored (a
+        lost host is found by the next round's calls)."""
+        task = asyncio.ensure_future(call)
+        self._detached.add(task)
+        task.add_done_callback(lambda t: (self._detached.discard(t), t.cancelled() or t.exception()))
+
     async def _call(self, host: str, method: str, *args):
         """``method(*args)`` of ``host``'s coordinator; OSError if its worker is gone."""
         self.calls += 1
@@ -415,7 +423,10 @@ class _Round:
         if self.first_come is not None and self.finished():
             for task in calls.values():
                 task.cancel()
-            dropped = await asyncio.gather(*(hosts._call(host, "abandon") for host in coordinators),
-                                           return_exceptions=True)
-            self.dropped += sum(d for d in dropped if isinstance(d, int))
+            # What the hosts still hold of the round (queued, running, or in a reply not read) is
+            # dropped: counted here from what was sent, and each host told to stop it, without
+            # waiting for its answer (the next round's first call to it comes after on its connection).
+            self.dropped += sum(len(items) for items in self.assigned.values())
             self.dropped += sum(None in episodes for episodes in self.pairs.values())  # one episode in
+            for host in coordinators:
+                hosts.detach(hosts._call(host, "abandon"))
