@@ -16,15 +16,18 @@ from esrepro.run_config import RunConfig
 #: The kinds of episode a chunk holds: ("train", pair index, sign) with sign 0 for theta + sigma eps
 #: and 1 for theta - sigma eps, or ("eval", episode) for the unperturbed parameters.
 TRAIN, EVAL = "train", "eval"
+#: The most MuJoCo episodes a worker steps side by side (``side_by_side``).
+MLP_SIDE_BY_SIDE = 8
 
 
 def side_by_side(config: RunConfig) -> int:
-    """Episodes a worker steps side by side with one policy call per step: all of a chunk's for the
-    MLP (one compiled call for k rows: 0.91 of the replay of the same episodes at k = 8, 0.84 at
-    k = 1, ``benchmarks/episode_forward.py``); one for the CNN, whose 6.4 MB of dense weights per
-    parameter vector stay in the CPU cache only one at a time (``benchmarks/cnn_forward.py``: 0.5 ms
-    per row at k=1, ~0.9 ms at k >= 2)."""
-    return 1 if config.kind is ATARI else 2**31
+    """Episodes a worker steps side by side with one policy call per step. The MLP: up to
+    ``MLP_SIDE_BY_SIDE`` (one compiled call for k rows shares its per-call cost; beyond ~10 the k
+    simulator states outgrow the core's caches: HalfCheetah-v5 at 0.87 of the replay of the same
+    episodes at k = 10, 0.74 at k = 40, ``benchmarks/episode_forward.py``). The CNN: one, as its
+    6.4 MB of dense weights per parameter vector stay in the CPU cache only one at a time
+    (``benchmarks/cnn_forward.py``: 0.5 ms per row at k=1, ~0.9 ms at k >= 2)."""
+    return 1 if config.kind is ATARI else MLP_SIDE_BY_SIDE
 
 
 _RUNTIME: dict = {}
