@@ -153,16 +153,19 @@ def test_a_host_taken_for_lost_while_its_workers_live(clients, tmp_path, monkeyp
     identity gave it): it forgets the host's coordinator while the host's processes wait on it. The
     host gets a new coordinator, its processes leave the old one for it, and the run is the same as
     an undisturbed one (it would wait forever if the processes stayed with the old one)."""
-    train(clients[2], tmp_path / "undisturbed", communication=mode, **DETERMINISM)
-    reads = []
+    options = dict(DETERMINISM, communication=mode, checkpoint_every=10)  # no checkpoint: no tell between rounds
+    train(clients[2], tmp_path / "undisturbed", **options)
+    reads, versions = [], []
+    advance = hosts.Hosts.advance
+    monkeypatch.setattr(hosts.Hosts, "advance", lambda self, update: (versions.append(None), advance(self, update)))
 
-    def once_without_workers(client):
-        reads.append(None)
-        return [] if len(reads) == 3 else worker_addresses(client)
+    def once_without_workers(client):  # at iteration 2's first round: the master's own update still to do
+        reads.append(len(versions))
+        return [] if reads.count(1) == 1 and reads[-1] == 1 else worker_addresses(client)
 
     monkeypatch.setattr(hosts, "worker_addresses", once_without_workers)
     lines, ended = [], []
-    config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(communication=mode, **DETERMINISM))
+    config = RunConfig.from_params("InvertedPendulum-v5", 3, run_params(**options))
 
     def run():
         try:
@@ -176,6 +179,10 @@ def test_a_host_taken_for_lost_while_its_workers_live(clients, tmp_path, monkeyp
     assert ended, f"the run did not end within {wait_s} s: " + "; ".join(lines[-5:])
     assert not isinstance(ended[0], Exception), ended[0]
     assert "lost host 127.0.0.1 (no worker of it is left); its episodes run elsewhere" in lines
+    # scalar mode: the full state once at the start and once to the new coordinator, built after the
+    # master's own update of the round (one built before it would be stale, and sent again)
+    sent = [line for line in lines if line.startswith("sent the full state")]
+    assert len(sent) == (2 if mode == "scalar" else 0), sent
     (theta, progress), (theta0, progress0) = outputs(tmp_path / "out"), outputs(tmp_path / "undisturbed")
     assert np.array_equal(theta, theta0)
     pd.testing.assert_frame_equal(progress, progress0, check_exact=True)

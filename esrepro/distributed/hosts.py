@@ -247,19 +247,25 @@ class Hosts:
         self._futures.pop(host, None)
         self._at.pop(host, None)
 
+    def needs_state(self, host: str) -> bool:
+        """Whether only the full state brings ``host`` to the current version (scalar mode, and its
+        replica is not one version behind: a new host, or one that diverged)."""
+        at = self._at.get(host)
+        return (self.config.scalar and at != self.version
+                and not (at is not None and at == self.version - 1 and self._last_update is not None))
+
     def payload(self, host: str) -> bytes | None:
         """What brings ``host`` to the current version, pickled: the last update's scalars (scalar
         mode, replica one version behind), the parameters (broadcast mode), or the full state."""
-        at = self._at.get(host)
-        if at == self.version:
+        if self._at.get(host) == self.version:
             return None
-        if self.config.scalar and at is not None and at == self.version - 1 and self._last_update is not None:
+        if self.needs_state(host):
+            return self.full_state(host)
+        if self.config.scalar:
             payload = ("update", self._last_update)
-        elif not self.config.scalar:
+        else:
             obstat = self.obstat
             payload = ("theta", self.es.theta, obstat and obstat.mean, obstat and obstat.std)
-        else:
-            return self.full_state(host)
         key = (payload[0], self.version)  # the same payload for every host: pickled once
         if self._payload[0] != key:
             self._payload = key, _pack(payload)
@@ -365,8 +371,10 @@ class _Round:
                 host, "start", hosts.version, payload, block, context, bool(self.pool) or self.first_come is not None,
                 self.chunk_items))
 
-        for host in list(coordinators):
-            start(host)
+        later = [host for host in coordinators if hosts.needs_state(host)]  # after the master's own update
+        for host in coordinators:
+            if host not in later:
+                start(host)
         if hosts._round_end[0] not in (None, hosts.version):
             hosts.handover_s = time.perf_counter() - hosts._round_end[1]
         meanwhile, self.meanwhile = self.meanwhile, None
@@ -377,6 +385,10 @@ class _Round:
             return replicas.checksum(hosts.es.theta) if hosts.config.scalar else None
 
         state = asyncio.ensure_future(master_crc())
+        if later:  # a full state holds the parameters: those the master's own update made
+            await state
+            for host in later:
+                start(host)
         while calls:
             done, _ = await asyncio.wait(calls.values(), return_when=asyncio.FIRST_COMPLETED)
             crc = await state  # replies are checked against the master's state (at once when done)
