@@ -251,8 +251,8 @@ class Hosts:
         """Whether only the full state brings ``host`` to the current version (scalar mode, and its
         replica is not one version behind: a new host, or one that diverged)."""
         at = self._at.get(host)
-        return (self.config.scalar and at != self.version
-                and not (at is not None and at == self.version - 1 and self._last_update is not None))
+        one_behind = at == self.version - 1 and self._last_update is not None
+        return self.config.scalar and at != self.version and not one_behind
 
     def payload(self, host: str) -> bytes | None:
         """What brings ``host`` to the current version, pickled: the last update's scalars (scalar
