@@ -213,6 +213,46 @@ def test_act_normalizes_and_clips_observations_in_float32():
     np.testing.assert_array_equal(policy.act(obs.astype(np.float32)), np.clip(obs, -10, 10).astype(np.float32))
 
 
+def in_order_float32(theta, sizes, obs, mean, std):
+    """The documented forward in float32, each output's sum over the inputs in order, one input at a
+    time (numpy's elementwise float32 operations, which fuse nothing), and tanh as the documented
+    rational function (Eigen's coefficients, Horner's rule, clamped to [-9, 9])."""
+    f32 = np.float32
+    x = np.clip((obs.astype(f32) - mean) / std, f32(-5), f32(5))
+    for k, (w, b) in enumerate(split_layers(theta, sizes)):
+        w, b = w.astype(f32), b.astype(f32)
+        h = np.zeros(w.shape[1], f32)
+        for i in range(w.shape[0]):
+            h = h + x[i] * w[i]
+        h = h + b
+        if k < len(sizes) - 2:
+            v = np.clip(h, -mlp._TANH_CLAMP, mlp._TANH_CLAMP)
+            v2 = v * v
+            a1, a3, a5, a7, a9, a11, a13 = mlp._TANH_ALPHA
+            b0, b2, b4, b6 = mlp._TANH_BETA
+            p = v2 * (v2 * (v2 * (v2 * (v2 * (v2 * a13 + a11) + a9) + a7) + a5) + a3) + a1
+            h = v * p / (v2 * (v2 * (v2 * b6 + b4) + b2) + b0)
+        x = h
+    return x
+
+
+@pytest.mark.parametrize("hidden", [(64, 64), (7, 13), (3,)])
+def test_forward_is_the_in_order_float32_computation(hidden):
+    """The compiled forward computes, bit for bit, the float32 sums over the inputs in order (its
+    loops may take several inputs per pass over the outputs, never reorder a sum): layer sizes
+    that are and are not multiples of its four inputs per pass."""
+    obs_dim, action_dim = 11, 3
+    policy = MLPPolicy(obs_dim, -np.full(action_dim, 100.0), np.full(action_dim, 100.0), hidden=hidden)
+    rng = np.random.default_rng(3)
+    mean, std = rng.standard_normal(obs_dim).astype(np.float32), rng.uniform(0.3, 2, obs_dim).astype(np.float32)
+    sizes = [obs_dim, *hidden, action_dim]
+    for _ in range(20):
+        theta = (rng.uniform(0.1, 2) * rng.standard_normal(policy.num_params)).astype(np.float32)
+        obs = 3 * rng.standard_normal(obs_dim)
+        policy.set_params(theta)
+        np.testing.assert_array_equal(policy.act(obs, mean, std), in_order_float32(theta, sizes, obs, mean, std))
+
+
 def test_rows_side_by_side_act_as_each_alone():
     """k policies in one call: each row's action is bit-identical to the same policy alone."""
     policy = MLPPolicy(11, -np.ones(3), np.ones(3), hidden=(64, 64), action_bins=10)
