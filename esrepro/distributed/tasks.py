@@ -22,9 +22,10 @@ MLP_SIDE_BY_SIDE = 8
 
 def side_by_side(config: RunConfig) -> int:
     """Episodes a worker steps side by side with one policy call per step. The MLP: up to
-    ``MLP_SIDE_BY_SIDE`` (one compiled call for k rows shares its per-call cost; beyond ~10 the k
-    simulator states outgrow the core's caches: HalfCheetah-v5 at 0.87 of the replay of the same
-    episodes at k = 10, 0.74 at k = 40, ``benchmarks/episode_forward.py``). The CNN: one, as its
+    ``MLP_SIDE_BY_SIDE`` (one compiled call for k rows shares its per-call cost, while the k
+    simulator states compete for the core's caches: HalfCheetah-v5 at 0.88 of the replay of the
+    same episodes at k = 1, 0.89 at 2, 0.91 at 4, 0.90-0.91 at 8, ``benchmarks/rollout_throughput.py
+    --side k``; 0.74 at k = 40, ``benchmarks/episode_forward.py``). The CNN: one, as its
     6.4 MB of dense weights per parameter vector stay in the CPU cache only one at a time
     (``benchmarks/cnn_forward.py``: 0.5 ms per row at k=1, ~0.9 ms at k >= 2)."""
     return 1 if config.kind is ATARI else MLP_SIDE_BY_SIDE
@@ -76,24 +77,27 @@ def run_episodes(config: RunConfig, reference, noise, params: tuple, iteration: 
     theta, obs_mean, obs_std = params
     envs, policy = _runtime(config, reference, min(len(items), side_by_side(config)))
     if items[0][0] == EVAL:
-        episodes = _rollouts(envs, policy, np.tile(theta, (len(items), 1)), obs_mean, obs_std,
-                             [eval_env_seed(config.seed, iteration, e) for _, e in items])
+        episodes = chunk_rollouts(envs, policy, np.tile(theta, (len(items), 1)), obs_mean, obs_std,
+                                  [eval_env_seed(config.seed, iteration, e) for _, e in items])
         return [(EVAL, e, ep.ret, ep.length) for (_, e), ep in zip(items, episodes)]
     mujoco = None if config.kind is ATARI else config.env
     obs_norm_prob, action_noise_std = (mujoco.obs_norm_prob, mujoco.action_noise_std) if mujoco else (0.0, 0.0)
     pairs = {j: ask(config.seed, iteration, j, noise, theta.size, obs_norm_prob) for _, j, _ in items}
     eps = {j: config.sigma * noise.get(p.noise_index, theta.size) for j, p in pairs.items()}
     thetas = np.stack([theta + eps[j] if sign == 0 else theta - eps[j] for _, j, sign in items])
-    episodes = _rollouts(envs, policy, thetas, obs_mean, obs_std, [pairs[j].env_seed for _, j, _ in items],
-                         action_noise_std, [pairs[j].action_rngs[sign] for _, j, sign in items],
-                         [pairs[j].record_obs[sign] for _, j, sign in items], max_steps)
+    episodes = chunk_rollouts(envs, policy, thetas, obs_mean, obs_std, [pairs[j].env_seed for _, j, _ in items],
+                              action_noise_std, [pairs[j].action_rngs[sign] for _, j, sign in items],
+                              [pairs[j].record_obs[sign] for _, j, sign in items], max_steps)
     return [(TRAIN, j, sign, pairs[j].noise_index, ep.ret, ep.length, ep.obs_sum, ep.obs_sumsq)
             for (_, j, sign), ep in zip(items, episodes)]
 
 
-def _rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_std=0.0, rngs=None, record_obs=None,
-              max_steps=None):
-    """``rollouts`` of the parameter rows ``thetas``, ``len(envs)`` episodes side by side at a time."""
+def chunk_rollouts(envs, policy, thetas, obs_mean, obs_std, env_seeds, action_noise_std=0.0, rngs=None,
+                   record_obs=None, max_steps=None):
+    """What a worker runs for a chunk: ``rollouts`` of the parameter rows ``thetas`` (float32, (n,
+    num_params)), ``len(envs)`` episodes side by side at a time; the other arguments are per row
+    (``env_seeds``, ``rngs``, ``record_obs``) or shared, as ``rollouts`` takes them. Returns n
+    Episode in row order."""
     k, n = len(envs), len(thetas)
     rngs, record_obs = rngs or [None] * n, record_obs or [False] * n
     episodes = []
