@@ -46,7 +46,8 @@ def _dense(x, theta, offset, a, b, h):  # pragma: no cover (compiled)
     """``h`` (float32, (b,)) = x[:a] @ W, W the (a, b) weights at ``theta[offset:]``. Each output's
     sum runs over the inputs in order, four inputs per pass over ``h``: ((h + x0 w0) + x1 w1) + ...
     is the same float32 sum as one input per pass (no fused multiply-add without fast-math), and
-    keeps ``h`` in registers for four of them (1.3x faster than one per pass; eight: no faster)."""
+    keeps ``h`` in registers for four of them (8 rows of the 64-64 policy: 10.1 -> 8.1 us per
+    forward; eight inputs per pass: no faster)."""
     h[:] = 0.0
     i = 0
     while i + 4 <= a:
@@ -67,8 +68,8 @@ def _dense(x, theta, offset, a, b, h):  # pragma: no cover (compiled)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _tanh_layer(h, bias):  # pragma: no cover (compiled)
     """h = tanh(h + bias) in place (float32, (b,)). A loop of its own, without numba's check of each
-    division for zero (``error_model="numpy"``): LLVM vectorizes it (3x faster than inside the layer
-    loop)."""
+    division for zero (``error_model="numpy"``): LLVM vectorizes it, which it did not inside the
+    layer loop (8 rows of the 64-64 policy: 8.1 -> 5.8 us per forward)."""
     for j in range(h.size):
         h[j] = _tanh(h[j] + bias[j])
 
