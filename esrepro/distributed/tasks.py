@@ -24,8 +24,8 @@ def side_by_side(config: RunConfig) -> int:
     """Episodes a worker steps side by side with one policy call per step. The MLP: up to
     ``MLP_SIDE_BY_SIDE`` (one compiled call for k rows shares its per-call cost, while the k
     simulator states compete for the core's caches: HalfCheetah-v5 at 0.88 of the replay of the
-    same episodes at k = 1, 0.89 at 2, 0.91 at 4, 0.90-0.91 at 8, ``benchmarks/rollout_throughput.py
-    --side k``; 0.74 at k = 40, ``benchmarks/episode_forward.py``). The CNN: one, as its
+    same episodes at k = 1, 0.89 at 2, 0.91 at 4, 0.90-0.91 at 8, 0.75-0.86 at 40,
+    ``benchmarks/rollout_throughput.py --side k``). The CNN: one, as its
     6.4 MB of dense weights per parameter vector stay in the CPU cache only one at a time
     (``benchmarks/cnn_forward.py``: 0.5 ms per row at k=1, ~0.9 ms at k >= 2)."""
     return 1 if config.kind is ATARI else MLP_SIDE_BY_SIDE
