@@ -252,7 +252,7 @@ def main():
         rounds = np.array(measure(args.env, w, args))
         vs_replay, vs_random = rounds[:, 0] / rounds[:, 1], rounds[:, 0] / rounds[:, 3]
         ratios[w] = float(np.median(vs_random)), float(np.median(vs_replay))
-        run, replay, bare_replay, random, *shares, master_cpu, _ = np.median(rounds, axis=0)
+        run, replay, _, random, *shares, master_cpu, _ = np.median(rounds, axis=0)
         spread = f"({vs_replay.min():.2f}-{vs_replay.max():.2f})"
         physics = np.median(rounds[:, 2] / rounds[:, 3])
         env_step = np.median(rounds[:, 9] / rounds[:, 1])
