@@ -3,9 +3,9 @@
 What is measured (one process, one core, BLAS pools of one thread as in a Dask worker):
 
 * ``rollouts (chunk)``: what a worker runs for a chunk of episodes (``tasks.chunk_rollouts``: up to
-  ``MLP_SIDE_BY_SIDE`` episodes side by side, one env each) with a 64-64 ``MLPPolicy`` (normc
-  init), action noise std 0.01 from a ``numpy.random.Generator`` and observation normalization
-  with arbitrary float32 mean/std arrays.
+  ``MLP_SIDE_BY_SIDE`` episodes side by side, one env each, the envs on one shared MjModel unless
+  ``--own-models``) with a 64-64 ``MLPPolicy`` (normc init), action noise std 0.01 from a
+  ``numpy.random.Generator`` and observation normalization with arbitrary float32 mean/std arrays.
 * ``replay (chunk)``: ``env.step`` replaying, from the same reset seeds, the very actions the policy
   took in those episodes, one episode after another on one env, so the simulator does exactly the
   same work. MuJoCo's cost per step depends on the state (contacts): a cheetah driven by the
@@ -28,6 +28,7 @@ Target: the worker's rollouts / the replay of their own actions >= 0.95 (against
 information).
 
     python benchmarks/rollout_throughput.py [--env HalfCheetah-v5] [--steps 20000] [--repeats 10] [--side 8]
+                                            [--own-models]
 """
 
 import os
@@ -44,7 +45,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from esrepro.distributed.tasks import MLP_SIDE_BY_SIDE, chunk_rollouts  # noqa: E402
-from esrepro.envs.mujoco import make_env  # noqa: E402
+from esrepro.envs.mujoco import make_env, share_model  # noqa: E402
 from esrepro.policies.mlp import MLPPolicy  # noqa: E402
 from esrepro.rollout import rollout  # noqa: E402
 
@@ -159,6 +160,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--side", type=int, default=MLP_SIDE_BY_SIDE,
                     help="episodes side by side in the chunk (default: the worker's, tasks.MLP_SIDE_BY_SIDE)")
+    ap.add_argument("--own-models", action="store_true",
+                    help="each env of the chunk on a model of its own (a worker's share one: mujoco.share_model)")
     ap.add_argument("--profile", action="store_true",
                     help="also print a cProfile of 5 rollout episodes (top functions by own time)")
     args = ap.parse_args()
@@ -187,6 +190,8 @@ def main():
     # What a worker runs for a chunk of episodes: up to --side side by side (one env each).
     side = min(n_eps, args.side)
     chunk_envs = [make_env(args.env) for _ in range(side)]
+    if not args.own_models:  # as a worker's envs
+        chunk_envs = [chunk_envs[0], *(share_model(env, chunk_envs[0]) for env in chunk_envs[1:])]
     chunk_policy = MLPPolicy(obs_dim, space.low, space.high, (64, 64))
 
     def interleaved(seeds):

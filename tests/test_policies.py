@@ -10,11 +10,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from esrepro.envs.mujoco import check_env_id, make_env
+from esrepro.envs.mujoco import check_env_id, make_env, share_model
 from esrepro.envs.mujoco import num_params as check_num_params
 from esrepro.policies import mlp
 from esrepro.policies.mlp import MLPPolicy
-from esrepro.rollout import rollout
+from esrepro.rollout import rollout, rollouts
 
 ENV_ID = "InvertedPendulum-v5"
 
@@ -456,3 +456,29 @@ def test_unknown_env_id_raises_value_error_naming_it(bad_id):
 
 def test_check_env_id_accepts_known_id():
     check_env_id(ENV_ID)  # no exception
+
+
+@pytest.mark.parametrize("env_id", ["Hopper-v5", "HalfCheetah-v5"])
+def test_envs_on_a_shared_model_step_as_on_their_own(env_id):
+    """Episodes side by side on envs that share one MjModel (``share_model``, as a worker's envs)
+    are bit-identical to the same episodes on envs with models of their own: returns, lengths and
+    observation sums (Hopper's episodes end at different steps)."""
+    probe = make_env(env_id)
+    obs_dim, space = probe.observation_space.shape[0], probe.action_space
+    policy = MLPPolicy(obs_dim, space.low, space.high, hidden=(16, 16))
+    rng = np.random.default_rng(4)
+    policy.set_params(0.5 * rng.standard_normal((3, policy.num_params)).astype(np.float32))
+    mean, std = np.zeros(obs_dim, np.float32), np.ones(obs_dim, np.float32)
+
+    def episodes(envs):
+        return rollouts(envs, policy, mean, std, [11, 12, 13], 0.01, [np.random.default_rng(s) for s in range(3)],
+                        [True] * 3, max_steps=300)
+
+    own = episodes([make_env(env_id) for _ in range(3)])
+    first = make_env(env_id)
+    shared = episodes([first, share_model(make_env(env_id), first), share_model(make_env(env_id), first)])
+    assert shared[1].length > 1
+    for a, b in zip(own, shared):
+        assert (a.ret, a.length) == (b.ret, b.length)
+        np.testing.assert_array_equal(a.obs_sum, b.obs_sum)
+        np.testing.assert_array_equal(a.obs_sumsq, b.obs_sumsq)
