@@ -199,11 +199,11 @@ def main():
         env steps with the replay of as many steps of the same episodes; (chunk steps, seconds,
         replay steps, seconds)."""
         replay = Replay(env_raw, [(s, replay_actions[s]) for s in seeds])
-        policy = Pausing(chunk_policy, replay, BLOCK_STEPS)
+        pausing = Pausing(chunk_policy, replay, BLOCK_STEPS)
         start = time.perf_counter()
-        episodes = chunk_rollouts(chunk_envs, policy, np.tile(theta, (len(seeds), 1)), mean, std, seeds,
+        episodes = chunk_rollouts(chunk_envs, pausing, np.tile(theta, (len(seeds), 1)), mean, std, seeds,
                                   args.action_noise_std, [np.random.default_rng(s) for s in seeds])
-        seconds = time.perf_counter() - start - policy.paused
+        seconds = time.perf_counter() - start - pausing.paused
         replay.run(sum(len(replay_actions[s]) for s in seeds))  # its last steps (the chunk's since the last pause)
         return sum(ep.length for ep in episodes), seconds, replay.steps, replay.seconds
 

@@ -61,9 +61,9 @@ def share_model(env: gym.Env, like: gym.Env) -> gym.Env:
     alike (same id and keyword arguments). ``mj_step`` only reads the model, so the episodes are
     bit-identical. A worker's k envs side by side then keep one copy of the model in the core's
     caches instead of k (HalfCheetah-v5, k = 8: 0.90-0.92 -> 0.93-0.94 of the replay of the same
-    episodes, ``benchmarks/rollout_throughput.py`` against ``--own-models``). ``model`` and ``data`` are MujocoEnv's
-    documented attributes; its renderer keeps the old ones (a worker's envs do not render).
-    Returns ``env``."""
+    episodes, ``benchmarks/rollout_throughput.py`` against ``--own-models``). ``model`` and
+    ``data`` are MujocoEnv's documented attributes; its renderer keeps the old ones (a worker's
+    envs do not render). Returns ``env``."""
     base = env.unwrapped
     base.model = like.unwrapped.model
     base.data = mujoco.MjData(base.model)
