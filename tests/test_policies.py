@@ -6,6 +6,9 @@ parameter layout (each layer's weights (in, out) row-major, then its biases), an
 independent gymnasium env with the same seed and actions.
 """
 
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -482,3 +485,19 @@ def test_envs_on_a_shared_model_step_as_on_their_own(env_id):
         assert (a.ret, a.length) == (b.ret, b.length)
         np.testing.assert_array_equal(a.obs_sum, b.obs_sum)
         np.testing.assert_array_equal(a.obs_sumsq, b.obs_sumsq)
+
+
+def test_mujoco_warnings_are_logged_once_per_process_without_a_log_file(tmp_path):
+    """mujoco 4.0 warns of the deprecated ``settotalmass`` in HalfCheetah's XML each time the env is
+    made; with esrepro's handler a fresh process making it three times logs it once and writes no
+    MUJOCO_LOG.TXT into its working directory (MuJoCo's own handler prints it three times and
+    writes that file)."""
+    script = ("from esrepro.envs.mujoco import make_env\n"
+              "for _ in range(3):\n"
+              "    make_env('HalfCheetah-v5')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert output.count("settotalmass") == 1, output
+    assert "MuJoCo: " in output
+    assert not (tmp_path / "MUJOCO_LOG.TXT").exists()

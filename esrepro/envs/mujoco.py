@@ -3,6 +3,7 @@ only: the tanh MLP policy, observation normalization and action noise."""
 
 import difflib
 import functools
+import logging
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -10,6 +11,23 @@ import mujoco
 
 from esrepro.policies import mlp
 from esrepro.policies.mlp import MLPPolicy
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """MuJoCo's warnings (``mju_warning``), each distinct message logged once per process. MuJoCo's
+    own handler prints every one and appends it to MUJOCO_LOG.TXT in the working directory; mujoco
+    4.0 warns of the deprecated ``settotalmass`` in gymnasium's HalfCheetah XML each time such an
+    env is made, dozens of times in a run's log. The simulator's run-time warnings (``mj_warning``:
+    unstable simulation, too many contacts, ...) reach this once per MjData, as before."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("MuJoCo: %s", message)
+
+
+mujoco.set_mju_user_warning(_warn_once)  # process-wide: every MuJoCo env made after esrepro.envs is imported
 
 
 @dataclass(frozen=True)
