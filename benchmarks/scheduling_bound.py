@@ -20,6 +20,10 @@ Efficiency = (the iteration's work / N) / (the time until its last unit ends), a
 * ``one episode``: every episode its own unit (a pair split over two workers): the unit of a host's
   queue now (``esrepro.distributed.coordinator``);
 * ``equal split``: one chunk of pairs per worker (``chunk_pairs = pairs / N``);
+* ``hosts``: one episode per unit as the hosts hand them out (``hosts_makespan``): blocks from the
+  master to hosts of ``--host-workers``, each host's queue refilled once it runs low, a master's
+  reply ``--reply-steps`` late. Its ratio to ``one episode`` is the protocol's own cost, apart from
+  any machine's CPU (``scale_simulation.py`` runs the real master and coordinators);
 
 and the paper's own batch rule, ``first come`` with one pair or one episode per unit
 (``first_come_efficiency``): pairs counted in the order they complete until the batch is full, the
@@ -30,7 +34,9 @@ rest abandoned, so only the counted pairs are useful work.
 """
 
 import argparse
+import collections
 import heapq
+import itertools
 import math
 from pathlib import Path
 
@@ -38,7 +44,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
-UNITS = ("guided chunks", "one pair", "one episode", "equal split")
+UNITS = ("guided chunks", "one pair", "one episode", "equal split", "hosts")
 #: The paper's batch rule (pairs counted in completion order), with one pair or one episode per unit:
 #: not ways to cut the deterministic batch but another batch, so columns of their own.
 FIRST_COME = ("first come, one pair", "first come, one episode")
@@ -69,11 +75,56 @@ def makespan(units: list[float], workers: int) -> float:
     return max(free)
 
 
+def hosts_makespan(units: list[float], workers: int, host_workers: int, reply_steps: float) -> float:
+    """Time until the last of ``units`` (episode durations, in order) ends when ``workers`` //
+    ``host_workers`` hosts run them as ``esrepro.distributed`` does: the master hands each host a
+    block in unit order (half its share of what is left, at least one unit per worker:
+    ``hosts._Round._take``); a host asks for its next block once its queue holds fewer units than it
+    has workers and gets it ``reply_steps`` later (``Coordinator.add``); a free worker takes
+    1/(2 x host_workers) of its host's queue, at least one unit, and runs them one after another
+    (``Coordinator._next_chunk``). Needs ``workers`` to be a multiple of ``host_workers`` (else one
+    host of ``workers``)."""
+    w = host_workers if workers % host_workers == 0 else workers
+    hosts, pool = workers // w, collections.deque(units)
+    queues, asking, idle = [collections.deque() for _ in range(hosts)], [False] * hosts, [[] for _ in range(hosts)]
+
+    def block():
+        return [pool.popleft() for _ in range(min(len(pool), max(w, math.ceil(len(pool) / hosts / 2))))]
+
+    # events (time, order, host, what): a block arriving (a list) or a worker free (its number)
+    events, order, end = [], itertools.count(), 0.0
+    for h in range(hosts):
+        heapq.heappush(events, (0.0, next(order), h, block()))
+    for h in range(hosts):
+        for k in range(w):
+            heapq.heappush(events, (0.0, next(order), h, k))
+    while events:
+        t, _, h, what = heapq.heappop(events)
+        queue = queues[h]
+        if isinstance(what, list):
+            queue.extend(what)
+            asking[h] = False
+            for k in idle[h][: len(queue)]:
+                heapq.heappush(events, (t, next(order), h, k))
+            del idle[h][: len(queue)]
+            continue
+        if not queue:
+            idle[h].append(what)
+            continue
+        work = sum(queue.popleft() for _ in range(min(len(queue), math.ceil(len(queue) / (2 * w)))))
+        end = max(end, t + work)
+        heapq.heappush(events, (t + work, next(order), h, what))
+        if len(queue) < w and pool and not asking[h]:
+            asking[h] = True
+            heapq.heappush(events, (t + reply_steps, next(order), h, block()))
+    return end
+
+
 def round_units(unit: str, pair_lengths: np.ndarray, evals: np.ndarray, workers: int) -> list[float]:
     """One round's units: the evaluation episodes (one task each, first, as the Trainer orders its
     calls), then the pairs ``pair_lengths`` (shape (n, 2)) grouped as ``unit`` says."""
     n = len(pair_lengths)
-    if unit == "one episode":
+    if unit in ("one episode", "hosts"):
         return [*evals, *pair_lengths.ravel()]
     if unit == "one pair":
         ranges = chunks(0, n, workers, chunk_pairs=1)
@@ -84,8 +135,10 @@ def round_units(unit: str, pair_lengths: np.ndarray, evals: np.ndarray, workers:
     return [*evals, *(pair_lengths[a:b].sum() for a, b in ranges)]
 
 
-def iteration_efficiency(unit: str, draw, workers: int, pairs: int, eval_episodes: int, min_timesteps: int) -> float:
-    """Efficiency of one iteration built as the Trainer builds it, lengths from ``draw(count)``."""
+def iteration_efficiency(unit: str, draw, workers: int, pairs: int, eval_episodes: int, min_timesteps: int,
+                         host_workers: int = 18, reply_steps: float = 0.0) -> float:
+    """Efficiency of one iteration built as the Trainer builds it, lengths from ``draw(count)``;
+    ``host_workers`` and ``reply_steps``: the ``hosts`` unit's (``hosts_makespan``)."""
     first = draw(2 * pairs).reshape(-1, 2)
     rounds, lengths = [round_units(unit, first, draw(eval_episodes), workers)], first
     while lengths.sum() < min_timesteps:  # Trainer._population: more pairs in rounds of their own
@@ -93,6 +146,8 @@ def iteration_efficiency(unit: str, draw, workers: int, pairs: int, eval_episode
         rounds.append(round_units(unit, extra, np.array([]), workers))
         lengths = np.concatenate([lengths, extra])
     work = sum(sum(r) for r in rounds)
+    if unit == "hosts":
+        return work / workers / sum(hosts_makespan(r, workers, host_workers, reply_steps) for r in rounds)
     return work / workers / sum(makespan(r, workers) for r in rounds)
 
 
@@ -129,9 +184,11 @@ def first_come_efficiency(draw, workers: int, pairs: int, eval_episodes: int, mi
 
 
 def ceiling(lengths: np.ndarray, workers: int, unit: str = "guided chunks", pairs: int = 5000,
-            eval_episodes: int = 10, min_timesteps: int = 100_000, iterations: int = 20) -> float:
+            eval_episodes: int = 10, min_timesteps: int = 100_000, iterations: int = 20, host_workers: int = 18,
+            reply_steps: float = 0.0) -> float:
     """Median efficiency with free coordination over ``iterations`` iterations whose episode
-    lengths are drawn from ``lengths`` (seeded: the same draws for every unit and N)."""
+    lengths are drawn from ``lengths`` (seeded: the same draws for every unit and N); the
+    ``hosts`` unit with ``host_workers`` and ``reply_steps`` (``hosts_makespan``)."""
     rng = np.random.default_rng(0)
 
     def draw(count):
@@ -141,8 +198,8 @@ def ceiling(lengths: np.ndarray, workers: int, unit: str = "guided chunks", pair
         per_episode = unit == FIRST_COME[1]
         return float(np.median([first_come_efficiency(draw, workers, pairs, eval_episodes, min_timesteps, per_episode)
                                 for _ in range(iterations)]))
-    return float(np.median([iteration_efficiency(unit, draw, workers, pairs, eval_episodes, min_timesteps)
-                            for _ in range(iterations)]))
+    return float(np.median([iteration_efficiency(unit, draw, workers, pairs, eval_episodes, min_timesteps,
+                                                 host_workers, reply_steps) for _ in range(iterations)]))
 
 
 def recorded_lengths(path, stage: str, scale: float, cap_factor: float | None,
@@ -172,6 +229,9 @@ def main():
     ap.add_argument("--eval-episodes", type=int, default=10)
     ap.add_argument("--min-timesteps", type=int, default=100_000)
     ap.add_argument("--iterations", type=int, default=20, help="iterations drawn per N (median reported)")
+    ap.add_argument("--host-workers", type=int, default=18, help="workers per host of the hosts unit")
+    ap.add_argument("--reply-steps", type=float, default=0.0,
+                    help="the hosts unit: env steps from a host's asking for a block to its arrival")
     args = ap.parse_args()
 
     stage, lengths = recorded_lengths(args.lengths, args.stage, args.length_scale, args.episode_cap_factor)
@@ -183,17 +243,19 @@ def main():
     print("|---|---|" + "---|" * len(columns))
     table = {}
     for n in args.workers:
-        table[n] = {u: ceiling(lengths, n, u, args.pairs, args.eval_episodes, args.min_timesteps, args.iterations)
-                    for u in columns}
+        table[n] = {u: ceiling(lengths, n, u, args.pairs, args.eval_episodes, args.min_timesteps, args.iterations,
+                               args.host_workers, args.reply_steps) for u in columns}
         print(f"| {n} | {args.pairs / n:.1f} | " + " | ".join(f"{table[n][u]:.3f}" for u in columns) + " |",
               flush=True)
     n = args.workers[-1]
-    best = max(table[n][u] for u in UNITS)
+    best = max(table[n][u] for u in UNITS if u != "hosts")
     verdict = "reachable" if best >= TARGET else "OUT OF REACH"
     print(f"SUMMARY highest efficiency with free coordination at N={n}: {best:.2f} (guided chunks "
           f"{table[n]['guided chunks']:.2f}); the target {TARGET} is {verdict} for this batch and these lengths; "
           f"the first-come batch: {table[n][FIRST_COME[0]]:.2f} (one pair per unit), "
-          f"{table[n][FIRST_COME[1]]:.2f} (one episode)")
+          f"{table[n][FIRST_COME[1]]:.2f} (one episode); the hosts' protocol {table[n]['hosts']:.2f} "
+          f"({table[n]['hosts'] / table[n]['one episode']:.2f} of one episode per unit; hosts of {args.host_workers}, "
+          f"replies {args.reply_steps:g} steps late)")
 
 if __name__ == "__main__":
     main()
