@@ -7,10 +7,12 @@ real play with seeded random actions.
 import csv
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
 
-from esrepro.envs.atari import atari_env_id, game_name, is_atari, make_atari_env, reference_batch
+from esrepro.envs.atari import StartStateReset, atari_env_id, game_name, is_atari, make_atari_env, reference_batch
 
 PONG = "ALE/Pong-v5"
 REFERENCE = Path(__file__).resolve().parent.parent / "paper" / "reference"
@@ -123,6 +125,34 @@ def test_seeded_episode_is_deterministic():
         env.step(int(a))
         raw_env.step(int(a))
         np.testing.assert_array_equal(raw.ale.getScreenRGB(), raw_env.ale.getScreenRGB())
+
+
+@pytest.mark.parametrize("frame_skip", [1, 4])
+def test_observations_are_those_of_the_rgb_stack(frame_skip):
+    """``make_atari_env`` builds its emulator with grayscale observations, which
+    ``AtariPreprocessing`` drops (it reads the screens it needs itself): its episodes equal, frame
+    for frame, those of the same stack on gymnasium's default RGB observations (Breakout: its
+    screen has colours whose gray levels differ; 300 agent steps with a reset in between)."""
+    def rgb_stack():
+        env = gym.make("ALE/Breakout-v5", frameskip=1, repeat_action_probability=0.0, disable_env_checker=True)
+        env = AtariPreprocessing(StartStateReset(env), noop_max=30, frame_skip=frame_skip, screen_size=84,
+                                 terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+        return FrameStackObservation(env, 4)
+
+    def play(env):
+        frames, rewards = [env.reset(seed=5)[0]], []
+        for i, a in enumerate(random_actions(env, 2, 300)):
+            obs, reward, *_ = env.step(int(a))
+            frames.append(obs)
+            rewards.append(reward)
+            if i == 150:
+                frames.append(env.reset(seed=6)[0])
+        return np.stack(frames), rewards
+
+    ours, rgb = play(make_atari_env("ALE/Breakout-v5", frame_skip=frame_skip)), play(rgb_stack())
+    assert ours[0].shape == (302, 4, 84, 84) and ours[0].std() > 0
+    np.testing.assert_array_equal(ours[0], rgb[0])
+    assert ours[1] == rgb[1]
 
 
 def test_time_limit_counts_agent_steps():

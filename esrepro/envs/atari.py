@@ -3,10 +3,14 @@ DQN and A3C (Mnih et al. 2015, 2016), and the reference batch of virtual batch n
 
 The wrapper stack of ``make_atari_env``, innermost first:
 
-1. ``gym.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=0.0)``: the emulator skips
-   no frames and has no sticky actions (v5 defaults to frame-skip 4 and sticky actions 0.25; the
-   paper follows A3C's deterministic emulator, docs/paper.md "Known traps"). Minimal action set. v5's
-   cap of 108,000 emulator frames per episode (30 minutes of play) stays, whatever the frame_skip.
+1. ``gym.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=0.0, obs_type="grayscale")``:
+   the emulator skips no frames and has no sticky actions (v5 defaults to frame-skip 4 and sticky
+   actions 0.25; the paper follows A3C's deterministic emulator, docs/paper.md "Known traps").
+   Minimal action set. v5's cap of 108,000 emulator frames per episode (30 minutes of play) stays,
+   whatever the frame_skip. ``AtariPreprocessing`` reads the screens it needs from the emulator
+   itself and drops this env's own observation of every frame, so that observation is the cheaper
+   grayscale one (33.6 KB, not 100.8 KB of RGB): the same observations, an agent step ~9% faster
+   (Pong, frame_skip 4: 410 -> 372 us).
 2. ``StartStateReset``: a seeded reset restores a saved start state instead of reloading the ROM
    (our addition, for speed; see its docstring).
 3. ``AtariPreprocessing``: at reset, a number of no-op actions drawn uniformly from 1..noop_max
@@ -134,7 +138,7 @@ class StartStateReset(gym.Wrapper):
         ale.restoreState(self._start)
         info = {"lives": ale.lives(), "episode_frame_number": ale.getEpisodeFrameNumber(),
                 "frame_number": ale.getFrameNumber()}
-        return ale.getScreenRGB(), info
+        return ale.getScreenGrayscale(), info
 
 
 def make_atari_env(env_id: str, frame_skip: int = 4, noop_max: int = 30,
@@ -172,7 +176,7 @@ def make_atari_env(env_id: str, frame_skip: int = 4, noop_max: int = 30,
                              ("max_episode_steps", max_episode_steps, 1)):
         if value is not None and not (isinstance(value, (int, np.integer)) and value >= low):
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, disable_env_checker=True)
+    env = gym.make(env_id, frameskip=1, repeat_action_probability=0.0, obs_type="grayscale", disable_env_checker=True)
     env = StartStateReset(env)
     env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=SCREEN_SIZE,
                              terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
