@@ -1,6 +1,6 @@
 """ES agent-steps/s per worker on Atari versus the preprocessed env stepped alone, in the same seconds.
 
-What is measured (one process, one core, BLAS pools of one thread as in a Dask worker):
+What is measured (one process, one core, BLAS and OpenCV pools of one thread as in a Dask worker):
 
 * ``ES``: what a worker does per training episode (``esrepro.rollout.rollouts`` with one episode,
   as ``esrepro.distributed.tasks`` runs the CNN): load one perturbed parameter vector into the
@@ -34,7 +34,8 @@ at best their time at the BLAS rate, ~10 us under the hot read counted here.)
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+             "OPENCV_FOR_THREADS_NUM"):
     os.environ[_var] = "1"  # before numpy loads: as esrepro.distributed.cluster sets in workers
 
 import argparse  # noqa: E402

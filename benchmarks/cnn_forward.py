@@ -1,6 +1,6 @@
 """CNN forward time: ``esrepro.policies.cnn.CNNPolicy`` (numpy) versus PyTorch, and versus an Atari env step.
 
-What is measured (one process, BLAS pools and torch of one thread, as in a Dask worker):
+What is measured (one process, BLAS and OpenCV pools and torch of one thread, as in a Dask worker):
 
 * ``numpy large`` / ``numpy small``: ``CNNPolicy.act`` on one real Pong observation with one
   parameter vector loaded (k=1: what one episode's step costs), the A3C large and small networks
@@ -26,7 +26,8 @@ Target: numpy large forward (k=1) below 0.7 ms, the time of a plain numpy versio
 
 import os
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS"):
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+             "OPENCV_FOR_THREADS_NUM"):
     os.environ[_var] = "1"  # before numpy loads: as esrepro.distributed.cluster sets in workers
 
 import argparse  # noqa: E402

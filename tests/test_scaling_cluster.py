@@ -64,7 +64,8 @@ def test_slurm_runner_template_one_job_of_n_plus_2_tasks(tmp_path):
     [job] = scaling_jobs(res.stdout).values()
     assert job["threads"] == 1 and "mpi=srun, tasks=5" in job["resources"], job
     assert job["command"].startswith("export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "
-                                     "VECLIB_MAXIMUM_THREADS=1; srun -n 5 python -m esrepro train "), job
+                                     "VECLIB_MAXIMUM_THREADS=1 OPENCV_FOR_THREADS_NUM=1; srun -n 5 python -m "
+                                     "esrepro train "), job
     assert "--cluster-workers" not in job["command"]
 
 
