@@ -122,7 +122,8 @@ class StartStateReset(gym.Wrapper):
     does (``seed_game``) and restores that state (~0.1 ms). Every seeded episode thus starts from
     the same emulator state, as in the deterministic ALE of DQN and A3C, and the seed decides the
     no-ops that ``AtariPreprocessing`` draws from ``np_random``. ``reset()`` without a seed is
-    ale_py's own.
+    ale_py's own. A seeded reset observes the grayscale screen, as ``make_atari_env``'s emulator
+    env does (``AtariPreprocessing`` reads the screens it uses itself).
     """
 
     def __init__(self, env: gym.Env):
