@@ -9,7 +9,6 @@ and the rare observation sums.
 import numpy as np
 
 from esrepro.envs import ATARI
-from esrepro.envs.mujoco import share_model
 from esrepro.es.strategy import ask, eval_env_seed
 from esrepro.rollout import rollouts
 from esrepro.run_config import RunConfig
@@ -37,16 +36,16 @@ _RUNTIME: dict = {}
 
 def _runtime(config: RunConfig, reference, n_envs: int):
     """This process's (``n_envs`` envs, policy) for ``config``; envs are built on first use and
-    kept (an episode runs on its own env instance, so k episodes step side by side; only MuJoCo's
-    do, ``side_by_side``, all on the first env's model, ``share_model``). An Atari policy holds its
-    run's VBN batch, so it is kept per run seed."""
+    kept (an episode runs on its own env instance, so k episodes step side by side, each made
+    ``like`` the first: MuJoCo's share its MjModel). An Atari policy holds its run's VBN batch, so
+    it is kept per run seed."""
     key = (config.env_id, config.env, config.max_episode_steps, config.seed if config.kind is ATARI else None)
     make_env = config.kind.make_env
     if key not in _RUNTIME:
         env = make_env(config.env_id, config.env, config.max_episode_steps)
         _RUNTIME[key] = ([env], config.kind.make_policy(env, config.env, reference))
     envs, policy = _RUNTIME[key]
-    envs += [share_model(make_env(config.env_id, config.env, config.max_episode_steps), envs[0])
+    envs += [make_env(config.env_id, config.env, config.max_episode_steps, like=envs[0])
              for _ in range(n_envs - len(envs))]
     return envs[:n_envs], policy
 

@@ -28,7 +28,9 @@ class EnvKind:
     params : type
         Frozen dataclass of the ES parameters that apply to this kind only (``MujocoParams``,
         ``AtariParams``); its fields are the parameter names.
-    make_env : callable (env_id, kind params, max_episode_steps) -> gymnasium.Env
+    make_env : callable (env_id, kind params, max_episode_steps, like=None) -> gymnasium.Env
+        ``like``: an env of the same run that the new one may share read-only state with (MuJoCo:
+        its MjModel), for the envs a worker steps side by side.
     make_policy : callable (env, kind params, reference batch or None) -> policy
     num_params : callable (env_id, run parameters as a dict) -> int
         The length of the policy's parameter vector, without making a run's env or policy.

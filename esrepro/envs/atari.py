@@ -245,8 +245,10 @@ def reference_batch(env_id: str, frame_skip: int, noop_max: int, size: int = 128
             obs, _ = env.reset()
 
 
-def make_run_env(env_id: str, params: AtariParams, max_episode_steps: int | None) -> gym.Env:
-    """The env of an ES run: ``make_atari_env`` with the run's frame_skip and noop_max."""
+def make_run_env(env_id: str, params: AtariParams, max_episode_steps: int | None,
+                 like: gym.Env | None = None) -> gym.Env:
+    """The env of an ES run: ``make_atari_env`` with the run's frame_skip and noop_max (``like``,
+    another env of the run, shares nothing: emulators have no shareable model)."""
     return make_atari_env(env_id, params.frame_skip, params.noop_max, max_episode_steps)
 
 

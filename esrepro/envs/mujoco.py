@@ -69,9 +69,12 @@ def make_env(env_id: str, max_episode_steps: int | None = None) -> gym.Env:
     return gym.make(env_id, max_episode_steps=max_episode_steps, disable_env_checker=True)
 
 
-def make_run_env(env_id: str, params: MujocoParams, max_episode_steps: int | None) -> gym.Env:
-    """The env of an ES run (``make_env``; ``params`` change nothing about the env)."""
-    return make_env(env_id, max_episode_steps)
+def make_run_env(env_id: str, params: MujocoParams, max_episode_steps: int | None,
+                 like: gym.Env | None = None) -> gym.Env:
+    """The env of an ES run (``make_env``; ``params`` change nothing about the env); with ``like``,
+    an env of the same run stepping on its MjModel (``share_model``)."""
+    env = make_env(env_id, max_episode_steps)
+    return env if like is None else share_model(env, like)
 
 
 def share_model(env: gym.Env, like: gym.Env) -> gym.Env:
