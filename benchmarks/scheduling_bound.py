@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from esrepro.distributed.coordinator import chunk_size
+from esrepro.distributed.hosts import block_size
+
 HERE = Path(__file__).resolve().parent
 LENGTHS = HERE / "data" / "humanoid_v5_lengths.npz"
 UNITS = ("guided chunks", "one pair", "one episode", "equal split", "hosts")
@@ -78,18 +81,17 @@ def makespan(units: list[float], workers: int) -> float:
 def hosts_makespan(units: list[float], workers: int, host_workers: int, reply_steps: float) -> float:
     """Time until the last of ``units`` (episode durations, in order) ends when ``workers`` //
     ``host_workers`` hosts run them as ``esrepro.distributed`` does: the master hands each host a
-    block in unit order (half its share of what is left, at least one unit per worker:
-    ``hosts._Round._take``); a host asks for its next block once its queue holds fewer units than it
-    has workers and gets it ``reply_steps`` later (``Coordinator.add``); a free worker takes
-    1/(2 x host_workers) of its host's queue, at least one unit, and runs them one after another
-    (``Coordinator._next_chunk``). Needs ``workers`` to be a multiple of ``host_workers`` (else one
+    block in unit order (``hosts.block_size``); a host asks for its next block once its queue holds
+    fewer units than it has workers and gets it ``reply_steps`` later (``Coordinator.add``); a free
+    worker takes a chunk of its host's queue (``coordinator.chunk_size``) and runs its units one
+    after another. Needs ``workers`` to be a multiple of ``host_workers`` (else one
     host of ``workers``)."""
     w = host_workers if workers % host_workers == 0 else workers
     hosts, pool = workers // w, collections.deque(units)
     queues, asking, idle = [collections.deque() for _ in range(hosts)], [False] * hosts, [[] for _ in range(hosts)]
 
     def block():
-        return [pool.popleft() for _ in range(min(len(pool), max(w, math.ceil(len(pool) / hosts / 2))))]
+        return [pool.popleft() for _ in range(min(len(pool), block_size(len(pool), w, workers)))]
 
     # events (time, order, host, what): a block arriving (a list) or a worker free (its number)
     events, order, end = [], itertools.count(), 0.0
@@ -111,7 +113,7 @@ def hosts_makespan(units: list[float], workers: int, host_workers: int, reply_st
         if not queue:
             idle[h].append(what)
             continue
-        work = sum(queue.popleft() for _ in range(min(len(queue), math.ceil(len(queue) / (2 * w)))))
+        work = sum(queue.popleft() for _ in range(min(len(queue), chunk_size(len(queue), w))))
         end = max(end, t + work)
         heapq.heappush(events, (t + work, next(order), h, what))
         if len(queue) < w and pool and not asking[h]:

@@ -39,6 +39,12 @@ from esrepro.run_config import RunConfig
 SOCKET_PATH_MAX = 107
 
 
+def chunk_size(queued: int, workers: int) -> int:
+    """Episodes a worker process takes at once (guided): 1/(2 x ``workers``) of the ``queued``
+    ones, at least one."""
+    return math.ceil(queued / (2 * max(1, workers)))
+
+
 class WorkerError(Exception):
     """A chunk raised on a worker process (a bug, or an env that cannot run): the run stops."""
 
@@ -220,7 +226,7 @@ class Coordinator:
             item = self.queue.popleft()
             return self.round, [item], {"kind": "slices", "slices": [item[1:]]} | self._slice_context
         kind = self.queue[0][0]
-        size = self.context.get("chunk_items") or math.ceil(len(self.queue) / (2 * max(1, self.connected)))
+        size = self.context.get("chunk_items") or chunk_size(len(self.queue), self.connected)
         items = []
         while self.queue and self.queue[0] is not None and self.queue[0][0] == kind and len(items) < size:
             items.append(self.queue.popleft())

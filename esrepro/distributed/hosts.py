@@ -47,6 +47,12 @@ HOSTS_WAIT_S = 120
 LOSSES_PER_HOST = 5
 
 
+def block_size(left: int, workers: int, total: int) -> int:
+    """Episodes in a host's next block: half its share (its ``workers`` of the cluster's ``total``)
+    of the ``left`` ones, at least one per worker."""
+    return max(workers, math.ceil(left * workers / total / 2))
+
+
 def _pack(obj) -> bytes:
     """``obj`` pickled: what the master and a coordinator exchange instead of Python lists and
     tuples, which Dask's serialization would walk item by item (it cost the master more CPU than
@@ -321,7 +327,7 @@ class _Round:
             while len(self.pool) < 2 * total:  # one episode per worker of the cluster
                 self.pool.extend((TRAIN, self.next_pair, sign) for sign in (0, 1))
                 self.next_pair += 1
-        size = max(workers, math.ceil(len(self.pool) * workers / total / 2))
+        size = block_size(len(self.pool), workers, total)
         block = [self.pool.popleft() for _ in range(min(size, len(self.pool)))]
         self.assigned.setdefault(host, {}).update(dict.fromkeys(block))
         return block
